@@ -1,4 +1,4 @@
--- pandoc filter for the offline site (tools/site.py).
+-- pandoc filter for the offline site (tools/docsite.py).
 -- Markdown cells are unwrapped from their cell Divs so that their headings make sections and the page's table of
 -- contents. Links: nbdev's absolute doc links (https://<doc_host>/<baseurl>/page.html#name) become
 -- relative, and links to notebooks (`01_spectral.ipynb#x`) point to their rendered page.

@@ -8,8 +8,8 @@
 3. pandoc (the binary shipped in the `pypandoc_binary` wheel) renders each notebook to HTML: MathML math (no script,
    no CDN), highlighted code, the notebooks' images extracted beside the pages, and one sidebar in `sidebar.yml` order.
 
-    python tools/site.py              # process and render into _docs/
-    python tools/site.py --no-proc    # render the existing _proc/ only
+    python tools/docsite.py              # process and render into _docs/
+    python tools/docsite.py --no-proc    # render the existing _proc/ only
 """
 from __future__ import annotations
 import argparse, copy, html, json, os, re, shutil, subprocess, sys, tempfile

@@ -1,4 +1,5 @@
-"""Fail if `nbdev-export` or `nbdev-clean` would change any file of the repository (what CI enforces)."""
+"""Fail if `nbdev-export`, `nbdev-clean` or `tools/readme.py` (README.md from nbs/index.ipynb) would change any file
+of the repository (what CI enforces)."""
 import hashlib, subprocess, sys
 from pathlib import Path
 
@@ -12,12 +13,12 @@ def snapshot() -> dict:
     return {f: hashlib.sha256((root/f).read_bytes()).hexdigest() for f in out if f and (root/f).is_file()}
 
 before = snapshot()
-for cmd in ('nbdev-export', 'nbdev-clean'):
-    subprocess.run([str(bin_/cmd)], cwd=root, check=True)
+for cmd in ([str(bin_/'nbdev-export')], [str(bin_/'nbdev-clean')], [sys.executable, str(root/'tools'/'readme.py')]):
+    subprocess.run(cmd, cwd=root, check=True, stdout=subprocess.DEVNULL)
 after = snapshot()
 changed = sorted(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
 if changed:
-    print('nbdev-export / nbdev-clean changed these files (they are fixed in your tree now):', *changed, sep='\n  ')
+    print('nbdev-export / nbdev-clean / tools/readme.py changed these files (they are fixed in your tree now):', *changed, sep='\n  ')
     print('Review the change (git diff) and commit it: CI runs on what is committed.')
     sys.exit(1)
-print(f'nbdev hygiene: export and clean leave all {len(after)} files unchanged.')
+print(f'nbdev hygiene: export, clean and the README leave all {len(after)} files unchanged.')

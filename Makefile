@@ -6,9 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: all test export clean-check bench venv
+.PHONY: all test export notebooks bench readme site docs venv
 
-all: export bench
+# The main job: export the package, execute every notebook in a Jupyter kernel (slow benchmark cells included) and
+# write the fresh outputs back, run the benchmarks from the command line, then write README.md and the offline site.
+all: export notebooks bench readme site
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -20,10 +22,25 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 export: $(VENV)/.installed
 	$(BIN)/nbdev-export
 
+# Every notebook in nbs/, in a real kernel (nbclient + ipykernel); a failure names the notebook and the cell.
+notebooks: export
+	$(PY) tools/run_nbs.py
+
 bench: $(VENV)/.installed
 	$(PY) -m linear_contraction.bench all
 
-# Fails if nbdev-export or nbdev-clean would change a file, then runs every notebook once through nbdev's test_nb.
+# README.md from nbs/index.ipynb (nbdev processing + pandoc; nbdev-readme would need Quarto).
+readme: $(VENV)/.installed
+	$(PY) tools/readme.py
+
+# The offline docs site in _docs/ (nbdev processing + pandoc, MathML, no network). Where Quarto is installed,
+# `$(BIN)/nbdev-docs` builds the standard nbdev site from the same notebooks and nbs/_quarto.yml.
+site: $(VENV)/.installed
+	$(PY) tools/docsite.py
+docs: site
+
+# Fails if nbdev-export, nbdev-clean or the README generator would change a file, then runs every notebook once
+# through nbdev's test_nb and checks every page of the site in headless Chromium (tests/test_site.py).
 test: $(VENV)/.installed
 	$(PY) tools/check_clean.py
 	$(PY) -m pytest tests

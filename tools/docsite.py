@@ -102,6 +102,17 @@ def _split_options(src: str) -> tuple[dict, str]:
 
 def _md_cell(text: str) -> dict: return {'cell_type': 'markdown', 'metadata': {}, 'source': text}
 
+def _tidy_outputs(outs: list) -> list:
+    "Progress bars as their final state: a stream keeps what follows the last carriage return of each line; widget views go."
+    res = []
+    for o in outs:
+        if 'application/vnd.jupyter.widget-view+json' in o.get('data', {}): continue
+        if o.get('output_type') == 'stream':
+            text = ''.join(o['text'])
+            o = {**o, 'text': '\n'.join(l.rsplit('\r', 1)[-1] for l in text.split('\n'))}
+        res.append(o)
+    return res
+
 def for_pandoc(nb: dict) -> dict:
     "A copy of processed notebook `nb` with the Quarto cell options applied and the frontmatter removed."
     nb = copy.deepcopy(nb)
@@ -113,6 +124,7 @@ def for_pandoc(nb: dict) -> dict:
             cells.append(c)
             continue
         opts, src = _split_options(''.join(c['source']))
+        c['outputs'] = _tidy_outputs(c.get('outputs', []))
         if opts.get('include') == 'false': continue
         if opts.get('output') == 'false': c['outputs'] = []
         echo = opts.get('echo') != 'false' and src.strip() != ''

@@ -153,6 +153,15 @@ def test_page(nb: Path, site, browser, home_nav):
         assert els and els[0].tag_name in ('h2', 'h3', 'h4') and name in els[0].text, \
             f'{page.href}: no API reference heading #{anchor} for {name}'
 
+    # links within the site lead to pages that exist, and to anchors on them
+    for href in browser.execute_script("return [...document.querySelectorAll('a[href]')].map(a => a.href)"):
+        if not href.startswith(base): continue
+        target = urlparse(href)
+        f = CFG.doc_path/target.path[len(urlparse(base).path):]
+        assert f.is_file(), f'{page.href} links to {href}, which is not in the site'
+        if target.fragment and f.suffix == '.html':
+            assert f'id="{target.fragment}"' in f.read_text(), f'{page.href} links to {href}: no such anchor'
+
     # a full-page screenshot for people to look at
     SCREENSHOTS.mkdir(exist_ok=True)
     h = browser.execute_script('return document.documentElement.scrollHeight')

@@ -103,10 +103,12 @@ def _split_options(src: str) -> tuple[dict, str]:
 def _md_cell(text: str) -> dict: return {'cell_type': 'markdown', 'metadata': {}, 'source': text}
 
 def _tidy_outputs(outs: list) -> list:
-    "Progress bars as their final state: a stream keeps what follows the last carriage return of each line; widget views go."
+    "Outputs as pandoc reads them; progress bars in their final state (text after the last carriage return), widgets gone."
     res = []
     for o in outs:
         if 'application/vnd.jupyter.widget-view+json' in o.get('data', {}): continue
+        if o.get('output_type') == 'execute_result' and o.get('execution_count') is None:  # nbdev-clean clears counts,
+            o = {k: v for k, v in o.items() if k != 'execution_count'} | {'output_type': 'display_data'}  # pandoc needs one
         if o.get('output_type') == 'stream':
             text = ''.join(o['text'])
             o = {**o, 'text': '\n'.join(l.rsplit('\r', 1)[-1] for l in text.split('\n'))}

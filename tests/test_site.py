@@ -120,7 +120,7 @@ def test_page(nb: Path, site, browser, home_nav):
 
     errors = _load(browser, url)
     assert not errors, f'{page.href}: console errors: {errors}'
-    assert browser.find_element('css selector', 'h1.title').text.strip() == page.title
+    assert browser.find_element('css selector', 'h1.title').text.strip() == page.title.replace('`', '')
 
     # everything it loaded came from this server: the site works offline
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")

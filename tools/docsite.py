@@ -174,14 +174,16 @@ def render(proc: Path, out: Path, title: str, doc_url: str = '') -> list[Page]:
             src = tmp/f'{stem}.ipynb'
             src.write_text(json.dumps(for_pandoc(json.loads(p.nb.read_text()))))
             (tmp/f'{stem}.nav.html').write_text(_nav(pages_, p, title))
+            # a metadata file, not --metadata: its values are markdown (`code`, $math$), as Quarto reads them
+            meta = {'title': p.title, 'pagetitle': f'{p.title} – {title}', 'description': p.description}
+            (tmp/f'{stem}.yml').write_text(''.join(f'{k}: {json.dumps(v)}\n' for k, v in meta.items() if v))
             cmd = [pandoc_path(), str(src), '--from', 'ipynb+link_attributes', '--to', 'html5', '--standalone', '--mathml',
                    '--syntax-highlighting=pygments', '--toc', '--toc-depth=3', '--ipynb-output=best',
                    '--template', str(HERE/'site_template.html'), '--css', 'site.css',
                    '--include-before-body', str(tmp/f'{stem}.nav.html'),
                    '--lua-filter', str(HERE/'site.lua'), '--metadata', f'links_file={tmp/"links.json"}',
                    '--extract-media', f'{stem}_files',
-                   '--metadata', f'title={p.title}', '--metadata', f'pagetitle={p.title} – {title}',
-                   '--metadata', f'description={p.description}', '--output', p.href]
+                   '--metadata-file', str(tmp/f'{stem}.yml'), '--output', p.href]
             r = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
             if r.returncode: raise RuntimeError(f'pandoc failed on {p.nb.name}:\n{r.stderr}')
             if r.stderr.strip(): print(f'pandoc on {p.nb.name}: {r.stderr.strip()}', file=sys.stderr)

@@ -25,6 +25,7 @@ docsite = importlib.import_module('docsite')
 RAW_TEX = re.compile(r'\$\$|\$[^$\s][^$\n]*\$|\\frac|\\\||\\(?:sqrt|sum|sigma|lambda|mathbf|mathrm|operatorname|'
                      r'begin|end|left|right|top|cdot|le|ge|langle|rangle)\b')
 # Math in a notebook's markdown (what pandoc's tex_math_dollars turns into <math>): $...$ or $$...$$.
+CODE = re.compile(r'```.*?```|`[^`\n]*`', re.S)   # code is not math
 HAS_MATH = re.compile(r'\$\$.+?\$\$|(?<![\\$])\$(?!\s)[^$\n]+?(?<!\s)\$', re.S)
 
 @pytest.fixture(scope='session')
@@ -133,7 +134,7 @@ def test_page(nb: Path, site, browser, home_nav):
     assert not raw, f'{page.href}: raw TeX in the visible text: {raw[:10]}'
     md = '\n'.join(''.join(c['source']) for c in docsite.for_pandoc(json.loads(page.nb.read_text()))['cells']
                    if c['cell_type'] == 'markdown')
-    n_math = len(HAS_MATH.findall(md))
+    n_math = len(HAS_MATH.findall(CODE.sub('', md)))
     sizes = browser.execute_script(
         "return [...document.querySelectorAll('math')].map(m => m.getBoundingClientRect().width)")
     if n_math: assert len(sizes) >= n_math, f'{page.href}: {n_math} formulas in the notebook, {len(sizes)} <math>'

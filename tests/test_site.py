@@ -169,3 +169,27 @@ def test_page(nb: Path, site, browser, home_nav):
     browser.set_window_size(1400, min(max(h, 1000), 12000))
     browser.save_screenshot(str(SCREENSHOTS/f'{nb.stem}.png'))
     browser.set_window_size(1400, 1000)
+
+def test_quarto_options_applied():
+    "The Quarto cell options nbdev leaves for Quarto are applied before pandoc sees the notebook."
+    def cell(src, *outs): return {'cell_type': 'code', 'metadata': {'x': 1}, 'source': src, 'outputs': list(outs),
+                                  'execution_count': None}
+    md_out = {'output_type': 'execute_result', 'execution_count': None, 'metadata': {},
+              'data': {'text/markdown': ['### f\n', 'doc'], 'text/plain': ['f']}}
+    bar = {'output_type': 'stream', 'name': 'stderr', 'text': ' 10%|#  | 1/10\r100%|###| 10/10\n'}
+    nb = {'cells': [{'cell_type': 'raw', 'metadata': {}, 'source': '---\ntitle: T\n---\n'},
+                    cell('#| echo: false\n#| output: asis\nshow_doc(f)', md_out),
+                    cell('#| include: false\nsecret = 1'),
+                    cell('#| echo: false\nprint(1)', {'output_type': 'stream', 'name': 'stdout', 'text': '1\n'}),
+                    cell('#| output: false\nx = 2', bar),
+                    cell('loop()', bar),
+                    cell('x', {**md_out, 'data': {'text/plain': ['2']}})]}
+    got = docsite.for_pandoc(nb)['cells']
+    assert [c['cell_type'] for c in got] == ['markdown', 'code', 'code', 'code', 'code'], got
+    assert got[0]['source'] == '### f\ndoc'                                  # asis: the markdown it printed
+    assert got[1]['source'] == '' and got[1]['outputs'][0]['text'] == '1\n'  # echo false: output only
+    assert got[2]['source'] == 'x = 2' and got[2]['outputs'] == []           # output false
+    assert got[3]['outputs'][0]['text'] == '100%|###| 10/10\n'               # a progress bar's final state
+    assert got[4]['outputs'][0]['output_type'] == 'display_data' and 'execution_count' not in got[4]['outputs'][0]
+    assert all(c['metadata'] == {} for c in got)
+    assert not any('secret' in str(c.get('source')) for c in got)           # include false

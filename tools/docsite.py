@@ -110,10 +110,15 @@ def _tidy_outputs(outs: list) -> list:
         if o.get('output_type') == 'execute_result' and o.get('execution_count') is None:  # nbdev-clean clears counts,
             o = {k: v for k, v in o.items() if k != 'execution_count'} | {'output_type': 'display_data'}  # pandoc needs one
         if o.get('output_type') == 'stream':
-            text = ''.join(o['text'])
-            o = {**o, 'text': '\n'.join(l.rsplit('\r', 1)[-1] for l in text.split('\n'))}
+            o = {**o, 'text': ''.join(o['text'])}
+            if res and res[-1].get('output_type') == 'stream' and res[-1]['name'] == o['name']:
+                res[-1]['text'] += o['text']   # a progress bar arrives in many pieces
+                continue
         res.append(o)
-    return res
+    for o in res:
+        if o.get('output_type') == 'stream':
+            o['text'] = '\n'.join(next((s for s in reversed(l.split('\r')) if s.strip()), '') for l in o['text'].split('\n'))
+    return [o for o in res if o.get('output_type') != 'stream' or o['text'].strip()]
 
 def for_pandoc(nb: dict) -> dict:
     "A copy of processed notebook `nb` with the Quarto cell options applied and the frontmatter removed."

@@ -4,3 +4,7 @@ __version__ = "0.0.1"
 from .checks import ConvergenceWarning, ConvergenceError
 from .certify import certified_spectral_bound, SpectralBound
 from .contraction import LinearContraction, contraction, remove_contraction, refresh_contractions
+from .autograd import LinearFunction, linear
+from .solvers import SolverResult, fixed_point, anderson, default_tolerances, get_solver, SOLVERS
+from .spectral import spectral_norm, singular_triplet, SpectralNorm, SingularTriplet
+from .linsolve import solve_jacobian_b, solve_jacobian_A, solve_jvp, solve_vjp, LinearSolve, linear_solve

@@ -191,5 +191,5 @@ def test_quarto_options_applied():
     assert got[2]['source'] == 'x = 2' and got[2]['outputs'] == []           # output false
     assert [o['text'] for o in got[3]['outputs']] == ['100%|###| 10/10\n']  # a progress bar's final state, once
     assert got[4]['outputs'][0]['output_type'] == 'display_data' and 'execution_count' not in got[4]['outputs'][0]
-    assert all(c['metadata'] == {} for c in got)
+    assert got[0]['metadata'] == {'api': 'true'} and all(c['metadata'] == {} for c in got[1:])  # show_doc marked
     assert not any('secret' in str(c.get('source')) for c in got)           # include false

@@ -43,7 +43,12 @@ def process(root: Path = ROOT, file_glob: str = '', n_workers: int = 2) -> Path:
         cfg = get_config(root)
         refresh_quarto_yml()                     # nbs/nbdev.yml (generated, git-ignored)
         nbdev_sidebar.__wrapped__(path=cfg.nbs_path)  # nbs/sidebar.yml (generated, git-ignored)
-        return proc_nbs(str(cfg.nbs_path), n_workers=n_workers, file_glob=file_glob)
+        try: return proc_nbs(str(cfg.nbs_path), n_workers=n_workers, file_glob=file_glob)
+        except Exception as e:
+            raise RuntimeError(
+                f'nbdev doc processing failed: {str(e).splitlines()[0]} (see the cell above)\n'
+                'nbdev runs, without the cells above them, the exported cells, show_doc calls and EVERY cell that contains an '
+                'import statement: keep imports alone in their cells (nbdev FAQ; STYLE.md).') from e
 
 # ---------------------------------------------------------------- pages and their order
 
@@ -139,7 +144,9 @@ def for_pandoc(nb: dict) -> dict:
             if echo: cells.append({**c, 'source': src, 'outputs': []})
             for o in c.get('outputs', []):
                 d = o.get('data', {})
-                if 'text/markdown' in d: cells.append(_md_cell(''.join(d['text/markdown'])))
+                if 'text/markdown' in d:
+                    cells.append(_md_cell(''.join(d['text/markdown'])))
+                    if re.match(r'\s*show_doc\(', src): cells[-1]['metadata'] = {'api': 'true'}  # an API reference
                 elif o.get('output_type') == 'stream': cells.append(_md_cell(''.join(o['text'])))
             continue
         c['source'] = src if echo else ''

@@ -1,7 +1,11 @@
 -- pandoc filter for the offline site (tools/docsite.py).
--- Markdown cells are unwrapped from their cell Divs so that their headings make sections and the page's table of
--- contents. Links: nbdev's absolute doc links (https://<doc_host>/<baseurl>/page.html#name) become
--- relative, and links to notebooks (`01_spectral.ipynb#x`) point to their rendered page.
+-- * Links: nbdev's absolute doc links (https://<doc_host>/<baseurl>/page.html#name) become relative; links to
+--   notebooks (`01_spectral.ipynb#x`) point to their rendered page; nbdev's links to private names (`_helper`), which
+--   have no API reference to land on, become plain code.
+-- * Anchors: pandoc reads each notebook cell on its own, so a section "## Benchmark" and the API reference of
+--   `benchmark` both get the id `benchmark`. The API reference keeps it (nbdev's doc links point there); the section
+--   gets `benchmark-section`.
+-- * Markdown cells are unwrapped from their cell Divs so that their headings make sections and the table of contents.
 local prefix, nbs = '', {}
 
 local function read_links(meta)
@@ -23,8 +27,29 @@ local function fix(target)
   return target
 end
 
+local function link(l)
+  local internal = prefix ~= '' and l.target:sub(1, #prefix) == prefix
+  l.target = fix(l.target)
+  if internal and l.target:match('#_') then return l.content end
+  return l
+end
+
+local function unique_ids(doc)
+  local api = {}
+  doc.blocks:walk({Div = function(d)
+    if d.attributes['api'] then d:walk({Header = function(h) api[h.identifier] = true end}) end
+  end})
+  return doc:walk({Div = function(d)
+    if d.attributes['api'] then return nil end
+    return d:walk({Header = function(h)
+      if api[h.identifier] then h.identifier = h.identifier .. '-section'; return h end
+    end})
+  end})
+end
+
 return {
   {Meta = read_links},
-  {Link = function(l) l.target = fix(l.target); return l end,
-   Div = function(d) if d.classes:includes('markdown') then return d.content end end},
+  {Link = link},
+  {Pandoc = unique_ids},
+  {Div = function(d) if d.classes:includes('markdown') then return d.content end end},
 }

@@ -166,7 +166,7 @@ def test_page(nb: Path, site, browser, home_nav):
     # a full-page screenshot for people to look at
     SCREENSHOTS.mkdir(exist_ok=True)
     h = browser.execute_script('return document.documentElement.scrollHeight')
-    browser.set_window_size(1400, min(max(h, 1000), 12000))
+    browser.set_window_size(1400, min(max(h, 1000), 24000))
     browser.save_screenshot(str(SCREENSHOTS/f'{nb.stem}.png'))
     browser.set_window_size(1400, 1000)
 

@@ -16,7 +16,8 @@ from .checks import check_matrix, check_finite, report_nonconvergence
 
 # %% auto #0
 __all__ = ['METHODS', 'AUTO_SVD_MAX', 'KRYLOV_DIM', 'SingularTriplet', 'default_rtol', 'default_maxiter', 'singular_triplet',
-           'SpectralNorm', 'spectral_norm']
+           'SpectralNorm', 'spectral_norm', 'bench_matrix', 'seed_power_iteration', 'benchmark_rows', 'benchmark_table',
+           'benchmark_plots', 'benchmark']
 
 # %% ../nbs/01_spectral.ipynb #dfe07f5b
 class SingularTriplet(NamedTuple):
@@ -32,8 +33,8 @@ METHODS = ('auto', 'lanczos', 'power', 'svd')
 
 def default_rtol(dtype:torch.dtype, # the dtype of A
                 ) -> float:
-    "The default relative residual tolerance: 1e-10 for float64, 1e-5 for float32, 1e-3 for half precision."
-    return {torch.float64: 1e-10, torch.float32: 1e-5}.get(dtype, 1e-3)
+    "The default relative residual tolerance, about √eps: 1e-8 for float64, 1e-4 for float32, 1e-2 for half precision."
+    return {torch.float64: 1e-8, torch.float32: 1e-4}.get(dtype, 1e-2)
 
 def default_maxiter(m:int, n:int, # matrix shape
                     method:str, # 'lanczos' or 'power'
@@ -42,18 +43,14 @@ def default_maxiter(m:int, n:int, # matrix shape
     return max(200, min(m, n)) if method == 'lanczos' else max(1000, 20 * max(m, n))
 
 def _bmv(A:Tensor, x:Tensor) -> Tensor:  # (b, m, n), (b, n) -> (b, m)
-    return (A @ x.unsqueeze(-1)).squeeze(-1)
+    return torch.bmm(x.unsqueeze(-2), A.mT).squeeze(-2)
 
 def _bmtv(A:Tensor, y:Tensor) -> Tensor:  # (b, m, n), (b, m) -> (b, n) = Aᵀ y
-    return (y.unsqueeze(-2) @ A).squeeze(-2)
+    return torch.bmm(y.unsqueeze(-2), A).squeeze(-2)
 
-def _orth(x:Tensor, Q:Tensor) -> tuple[Tensor, Tensor]:
-    "Orthogonalise x (b, d) against the orthonormal rows of Q (b, k, d): classical Gram–Schmidt twice; returns x and Qx."
-    c = (Q @ x.unsqueeze(-1)).squeeze(-1)
-    x = torch.baddbmm(x.unsqueeze(-2), c.unsqueeze(-2), Q, alpha=-1)
-    c2 = (Q @ x.mT).squeeze(-1)
-    x = torch.baddbmm(x, c2.unsqueeze(-2), Q, alpha=-1).squeeze(-2)
-    return x, c + c2
+def _small_mm(X:Tensor, Y:Tensor) -> Tensor:
+    "X @ Y for tiny float64 batches (k <= 64) without BLAS: batched dgemm of this size was measured at ~50 ms per call under load."
+    return (X.unsqueeze(-1) * Y.unsqueeze(-3)).sum(-2)
 
 def _check_now(it:int) -> bool:
     "When to solve the small problem: every step early on (warm starts), then every 2nd, then every 4th."
@@ -74,48 +71,56 @@ def _lanczos(A:Tensor, # (b, m, n)
     out_it = torch.zeros(b, dtype=torch.long, device=dev)
     out_c = torch.zeros(b, dtype=torch.bool, device=dev)
     idx = torch.arange(b, device=dev)
-    U, V = A.new_empty(b, kmax, m), A.new_empty(b, kmax + 1, n)
-    Bm = A.new_zeros(b, kmax, kmax)                # A V_k = U_k B_k (upper triangular)
+    U, V = A.new_empty(b, kmax, m), A.new_empty(b, kmax + 1, n)   # orthonormal rows
+    Bt = A.new_zeros(b, kmax, kmax)                # Bᵀ, where A V_k = U_k B_k (B upper triangular)
     V[:, 0] = v
     k = it = 0
     while True:
-        p = _bmv(A, V[:, k])                       # u-step: A v_k, orthogonalised against U_k
+        p = torch.bmm(V[:, k:k + 1], A.mT)         # u-step: (A v_k)ᵀ, orthogonalised twice against U_k
         if k:
-            p, c = _orth(p, U[:, :k])
-            Bm[:, :k, k] = c
-        alpha = torch.linalg.vector_norm(p, dim=-1)
-        U[:, k] = p / alpha.clamp_min(tiny).unsqueeze(-1)
-        Bm[:, k, k] = alpha
-        q, _ = _orth(_bmtv(A, U[:, k]), V[:, :k + 1])  # v-step: Aᵀ u_k, orthogonalised against V_{k+1}
-        beta = torch.linalg.vector_norm(q, dim=-1)
-        V[:, k + 1] = q / beta.clamp_min(tiny).unsqueeze(-1)
+            Uk = U[:, :k]
+            c = torch.bmm(p, Uk.mT)
+            p = torch.baddbmm(p, c, Uk, alpha=-1)
+            c2 = torch.bmm(p, Uk.mT)
+            p = torch.baddbmm(p, c2, Uk, alpha=-1)
+            torch.add(c, c2, out=Bt[:, k:k + 1, :k])
+        alpha = torch.linalg.vector_norm(p, dim=-1, keepdim=True)
+        Bt[:, k:k + 1, k:k + 1] = alpha
+        torch.div(p, alpha.clamp_min(tiny), out=U[:, k:k + 1])
+        q = torch.bmm(U[:, k:k + 1], A)            # v-step: (Aᵀ u_k)ᵀ, orthogonalised twice against V_{k+1}
+        Vk = V[:, :k + 1]
+        q = torch.baddbmm(q, torch.bmm(q, Vk.mT), Vk, alpha=-1)
+        q = torch.baddbmm(q, torch.bmm(q, Vk.mT), Vk, alpha=-1)
+        beta = torch.linalg.vector_norm(q, dim=-1, keepdim=True)
+        torch.div(q, beta.clamp_min(tiny), out=V[:, k + 1:k + 2])
         k += 1; it += 1
         last, full = it >= maxiter, k == kmax
         if not (_check_now(it) or last or full): continue
-        B = Bm[:, :k, :k].double()
-        lam, X = torch.linalg.eigh(B @ B.mT)        # ascending; X: left singular vectors of B
+        B = Bt[:, :k, :k].mT.double()
+        lam, X = torch.linalg.eigh(_small_mm(B, B.mT))   # ascending; X: left singular vectors of B
         s = lam[:, -1].clamp_min(0).sqrt()
-        res = beta.double() * X[:, -1, -1].abs()    # ‖Aᵀu − s v‖ of the top Ritz triplet
+        res = beta[:, 0, 0].double() * X[:, -1, -1].abs()   # ‖Aᵀu − s v‖ of the top Ritz triplet
         conv = res <= rtol * s + atol
         done = conv | last
-        if not (full or bool(done.any())): continue
+        any_done = bool(done.any())
+        if not (full or any_done): continue
         nk = keep if full else 1
         Xk = X[:, :, -nk:].flip(-1)                 # (b, k, nk), top first
         sk = lam[:, -nk:].flip(-1).clamp_min(0).sqrt()
-        Yk = (B.mT @ Xk) / sk.clamp_min(1e-300).unsqueeze(-2)
-        Ur, Vr = Xk.mT.to(dt) @ U[:, :k], Yk.mT.to(dt) @ V[:, :k]   # Ritz vectors (b, nk, m), (b, nk, n)
-        if bool(done.any()):
+        Yk = _small_mm(B.mT, Xk) / sk.clamp_min(1e-300).unsqueeze(-2)
+        Ur, Vr = torch.bmm(Xk.mT.to(dt), U[:, :k]), torch.bmm(Yk.mT.to(dt), V[:, :k])   # Ritz vectors (b, nk, m), (b, nk, n)
+        if any_done:
             d = done.nonzero().squeeze(-1); g = idx[d]
             out_s[g], out_u[g], out_v[g] = s[d].to(dt), Ur[d, 0], Vr[d, 0]
             out_it[g], out_c[g] = it, conv[d]
             if bool(done.all()): break
             a = (~done).nonzero().squeeze(-1)
-            A, U, V, Bm, idx, Ur, Vr, sk = A[a], U[a], V[a], Bm[a], idx[a], Ur[a], Vr[a], sk[a]
+            A, U, V, Bt, idx, Ur, Vr, sk = A[a], U[a], V[a], Bt[a], idx[a], Ur[a], Vr[a], sk[a]
         if full:                                    # thick restart: A V_nk = U_nk diag(sk), then the residual direction
             V[:, nk] = V[:, k].clone()
             U[:, :nk], V[:, :nk] = Ur, Vr
-            Bm.zero_()
-            Bm[:, range(nk), range(nk)] = sk.to(dt)
+            Bt.zero_()
+            Bt[:, range(nk), range(nk)] = sk.to(dt)
             k = nk
     return out_s, out_u, out_v, out_it, out_c
 
@@ -239,9 +244,10 @@ def singular_triplet(A:Tensor, # (..., m, n) real floating-point matrices
                               "or use method='lanczos' (power iteration is slow when σ₂/σ₁ is close to 1).", throw=throw)
     return res
 
-# %% ../nbs/01_spectral.ipynb #eb1cb7bb
-AUTO_SVD_MAX = 32  # `auto` uses the dense SVD when min(m, n) <= this (measured in the benchmark below)
-KRYLOV_DIM = 32  # Lanczos basis size before a thick restart (measured: larger bases do not reduce the steps on Gaussians)
+# %% ../nbs/01_spectral.ipynb #63cf300b
+AUTO_SVD_MAX = 64  # `auto` uses the dense SVD when min(m, n) <= this (measured in the benchmark below)
+KRYLOV_DIM = 24  # Lanczos basis size before a thick restart: larger bases did not reduce the steps on Gaussians (32 vs 128
+                 # measured), and MKL's eigh/bmm switch to threaded kernels above ~25, which stall on a loaded machine
 
 # %% ../nbs/01_spectral.ipynb #aa667b55
 class SpectralNorm(torch.autograd.Function):
@@ -289,3 +295,186 @@ def spectral_norm(A:Tensor, # (..., m, n) real floating-point matrices
     "‖A‖₂ = σ₁(A), shape `A.shape[:-2]`, differentiable in reverse and forward mode (first order)."
     t = singular_triplet(A, atol=atol, rtol=rtol, maxiter=maxiter, u0=u0, v0=v0, method=method, throw=throw)
     return SpectralNorm.apply(A, t.sigma, t.u, t.v)
+
+# %% ../nbs/01_spectral.ipynb #9afcdef7
+def _haar(n:int, g:torch.Generator) -> Tensor:
+    "A Haar-random orthogonal n x n matrix (QR of a Gaussian, signs fixed), float64."
+    Q, R = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    return Q * torch.sign(torch.diagonal(R)).unsqueeze(0)
+
+def bench_matrix(family:str, # 'hard' (Gaussian) or 'easy' (orthogonal x sorted Dirichlet x orthogonal)
+                 m:int, n:int, # shape
+                 seed:int=0, # generator seed
+                ) -> Tensor:
+    "The benchmark's test matrices, float64 (m, n)."
+    g = torch.Generator().manual_seed(seed)
+    if family == 'hard': return torch.randn(m, n, generator=g, dtype=torch.float64)
+    if family != 'easy': raise ValueError(f"Expected family 'hard' or 'easy', but got {family!r}.")
+    k = min(m, n)
+    s = torch.empty(k, dtype=torch.float64).exponential_(generator=g)
+    s = (s / s.sum()).sort(descending=True).values
+    return (_haar(m, g)[:, :k] * s) @ _haar(n, g)[:, :k].T
+
+def seed_power_iteration(A:Tensor, # (m, n)
+                         rtol:float=1e-6, atol:float=1e-6, maxiter:int=1000, # the seed notebook's settings
+                        ) -> Tensor:
+    "BASELINE ONLY: the seeds' power iteration on AᵀA (fixed 1000-step cap, silent), differentiable via `SpectralNorm`."
+    with torch.no_grad():
+        g = torch.Generator(device=A.device).manual_seed(0)
+        x = torch.randn(A.shape[-1], generator=g, dtype=A.dtype, device=A.device)
+        x = x / torch.linalg.vector_norm(x)
+        for _ in range(maxiter):
+            z = A.mT @ (A @ x)
+            lam = torch.linalg.vector_norm(z)
+            if torch.linalg.vector_norm(z - lam * x) <= rtol * lam + atol: break
+            x = z / lam
+        s = lam.sqrt()
+        u = A @ x / s
+    return SpectralNorm.apply(A, s, u, x)
+
+# %% ../nbs/01_spectral.ipynb #b5aa204d
+def _machine() -> str:
+    "CPU model, torch threads and torch version, for plot captions."
+    cpu = 'unknown CPU'
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
+    except OSError: pass
+    return f'{cpu}, torch.get_num_threads()={torch.get_num_threads()}, torch {torch.__version__}'
+
+def _median_time(step, repeats:int) -> tuple:
+    "Median wall time of `step()` in seconds (after one warm-up call; one repeat if that took > 0.5 s), and the last result."
+    import time
+    t0 = time.perf_counter(); out = step()
+    if time.perf_counter() - t0 > 0.5: repeats = 1
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter(); out = step(); ts.append(time.perf_counter() - t0)
+    return sorted(ts)[len(ts) // 2], out
+
+def _fb(fn, A:Tensor) -> tuple[float, Tensor]:
+    "Forward + backward of σ = fn(A) on a fresh leaf; returns σ (float) and the gradient."
+    X = A.detach().clone().requires_grad_()
+    s = fn(X)
+    s.backward()
+    return float(s.detach()), X.grad
+
+# %% ../nbs/01_spectral.ipynb #08bd7995
+def benchmark_rows(quick:bool=False, # fewer sizes and repeats
+                  ) -> list[dict]:
+    "Run the measurements; one row per (family, dtype, size, method) with time, ratio to `matrix_norm`, error, steps."
+    import warnings
+    from tqdm.auto import tqdm
+    sizes = [(64, 128), (256, 256)] if quick else [(64, 128), (128, 128), (256, 256), (512, 512), (1024, 1024), (2048, 2048)]
+    cases = [(fam, dt, sz) for fam in ('hard', 'easy') for dt in (torch.float32, torch.float64) for sz in sizes
+             if not (dt == torch.float64 and sz[0] * sz[1] > 1024 * 1024) and not (quick and dt == torch.float64)]
+    rows = []
+    for fam, dt, (m, n) in tqdm(cases, desc='spectral benchmark'):
+        A64 = bench_matrix(fam, m, n, seed=m + n)
+        G = torch.randn(m, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        A2_64 = A64 + 1e-3 * A64.square().mean().sqrt() * G            # the training-sized update
+        truth, truth2 = (torch.linalg.svdvals(X)[0].item() for X in (A64, A2_64))
+        A, A2 = A64.to(dt), A2_64.to(dt)
+        prev = singular_triplet(A, method='lanczos')                     # the previous step's vectors
+        repeats = 3 if quick or m * n >= 512 * 512 else 5
+        lin = torch.nn.Linear(n, m, bias=False, dtype=dt)
+        with torch.no_grad(): lin.weight.copy_(A)
+        torch.nn.utils.parametrizations.spectral_norm(lin)              # 15 power iterations at registration
+        def torch_step():
+            W = lin.weight; W.sum().backward()
+        def torch_sigma():
+            p = lin.parametrizations.weight[0]
+            return float(p._u @ (A @ p._v))
+        methods = {
+            'matrix_norm': (lambda X: torch.linalg.matrix_norm(X, 2), A, truth, None),
+            'svdvals': (lambda X: torch.linalg.svdvals(X)[0], A, truth, None),
+            'ours auto': (lambda X: spectral_norm(X), A, truth, 'auto'),
+            'ours lanczos': (lambda X: spectral_norm(X, method='lanczos'), A, truth, 'lanczos'),
+            'ours lanczos warm': (lambda X: spectral_norm(X, method='lanczos', v0=prev.v), A2, truth2, 'lanczos'),
+            'ours power warm': (lambda X: spectral_norm(X, method='power', v0=prev.v), A2, truth2, 'power'),
+            'seed power iteration (baseline)': (seed_power_iteration, A, truth, None),
+            'torch parametrizations.spectral_norm, 1 step': (None, A, truth, None),
+        }
+        if fam == 'easy' or m * n <= 256 * 256:
+            methods['ours power'] = (lambda X: spectral_norm(X, method='power'), A, truth, 'power')
+        if m * n <= 256 * 256:
+            methods['ours svd'] = (lambda X: spectral_norm(X, method='svd'), A, truth, 'svd')
+        base = None
+        for name, (fn, X, tr, meth) in methods.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')                         # non-convergence shows in the error column
+                if fn is None:
+                    t, _ = _median_time(torch_step, repeats); s = torch_sigma(); steps = 1
+                else:
+                    t, (s, _) = _median_time(lambda: _fb(fn, X), repeats)
+                    steps = None
+                    if meth is not None:
+                        kw = dict(v0=prev.v) if 'warm' in name else {}
+                        steps = int(singular_triplet(X, method=meth, **kw).n_iter)
+            if name == 'matrix_norm': base = t
+            rows.append(dict(family=fam, dtype=str(dt).replace('torch.', ''), m=m, n=n, method=name, time_ms=1e3 * t,
+                             speedup=base / t, rel_err=abs(s - tr) / tr, steps=steps))
+    return rows
+
+# %% ../nbs/01_spectral.ipynb #8f7697b3
+def benchmark_table(rows:list[dict]) -> str:
+    "The rows as a fixed-width text table."
+    head = f"{'family':6s} {'dtype':7s} {'size':>9s}  {'method':45s} {'time ms':>9s} {'vs matrix_norm':>14s} {'rel. error':>10s} {'steps':>6s}"
+    lines = [head, '-' * len(head)]
+    for r in rows:
+        lines.append(f"{r['family']:6s} {r['dtype']:7s} {r['m']:>4d}x{r['n']:<4d}  {r['method']:45s} {r['time_ms']:9.2f} "
+                     f"{r['speedup']:13.1f}x {r['rel_err']:10.1e} {'' if r['steps'] is None else r['steps']:>6}")
+    return '\n'.join(lines)
+
+def benchmark_plots(rows:list[dict]) -> tuple:
+    "Two figures: time vs size, and error vs time; the caption names the machine."
+    import matplotlib.pyplot as plt
+    names = list(dict.fromkeys(r['method'] for r in rows))
+    colors = {nm: plt.cm.tab10(i % 10) for i, nm in enumerate(names)}
+    panels = list(dict.fromkeys((r['family'], r['dtype']) for r in rows))
+    fig1, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), sharey=True, squeeze=False)
+    for ax, (fam, dt) in zip(axs[0], panels):
+        for nm in names:
+            rs = [r for r in rows if (r['family'], r['dtype'], r['method']) == (fam, dt, nm)]
+            if rs: ax.loglog([r['m'] * r['n'] for r in rs], [r['time_ms'] for r in rs], 'o-', color=colors[nm], label=nm, ms=3)
+        ax.set_title(f'{fam} ({"Gaussian" if fam == "hard" else "Dirichlet"}), {dt}'); ax.set_xlabel('matrix entries m·n')
+        ax.grid(True, which='both', alpha=.3)
+    axs[0, 0].set_ylabel('forward + backward time [ms]')
+    axs[0, -1].legend(fontsize=7, loc='upper left')
+    fig1.suptitle('Spectral norm σ₁(A) with gradient: time vs size (median of repeats)')
+    fig1.text(0.5, -0.02, _machine(), ha='center', fontsize=8); fig1.tight_layout()
+    fig2, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), sharey=True, squeeze=False)
+    for ax, (fam, dt) in zip(axs[0], panels):
+        for nm in names:
+            rs = [r for r in rows if (r['family'], r['dtype'], r['method']) == (fam, dt, nm)]
+            if rs: ax.loglog([r['time_ms'] for r in rs], [max(r['rel_err'], 1e-17) for r in rs], 'o', color=colors[nm],
+                             label=nm, ms=[3 + 2 * math.log2(r['m'] * r['n'] / 8192 + 1) for r in rs][0])
+        ax.axhline(1e-5 if dt == 'float32' else 1e-10, color='k', ls=':', lw=1)
+        ax.set_title(f'{fam}, {dt} (dotted: target)'); ax.set_xlabel('forward + backward time [ms]')
+        ax.grid(True, which='both', alpha=.3)
+    axs[0, 0].set_ylabel('relative error of σ₁ vs float64 SVD (1e-17 = exact)')
+    axs[0, -1].legend(fontsize=7, loc='upper right')
+    fig2.suptitle('Spectral norm: achieved error vs time (each point one size, 64x128 … 2048²)')
+    fig2.text(0.5, -0.02, _machine(), ha='center', fontsize=8); fig2.tight_layout()
+    return fig1, fig2
+
+def benchmark(quick:bool=False, # fewer sizes and repeats: a smoke run
+              out:Path=Path('_bench'), # folder for the JSON table and the PNG plots
+             ) -> list[dict]:
+    "Time and error of σ₁ with gradient against `matrix_norm`, `svdvals`, the seeds' power iteration and torch's spectral_norm."
+    import json
+    import matplotlib; matplotlib.use('Agg') if not _in_notebook() else None
+    import matplotlib.pyplot as plt
+    rows = benchmark_rows(quick)
+    print(benchmark_table(rows))
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    (out / 'spectral.json').write_text(json.dumps(dict(machine=_machine(), quick=quick, rows=rows), indent=1))
+    f1, f2 = benchmark_plots(rows)
+    f1.savefig(out / 'spectral_time_vs_size.png', dpi=110, bbox_inches='tight')
+    f2.savefig(out / 'spectral_error_vs_time.png', dpi=110, bbox_inches='tight')
+    plt.close(f1); plt.close(f2)
+    return rows
+
+def _in_notebook() -> bool:
+    try: return get_ipython() is not None  # noqa: F821
+    except NameError: return False

@@ -17,7 +17,9 @@ from .solvers import SolverResult, get_solver, _machine
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'BACKWARDS', 'LipSwish', 'contractive_mlp', 'ResidualInverse', 'residual_inverse', 'iResNetBlock',
-           'logdet_series', 'logdet_exact', 'logdet_bias_variance', 'plot_logdet_bias_variance', 'iResNet']
+           'logdet_series', 'logdet_exact', 'logdet_bias_variance', 'plot_logdet_bias_variance', 'iResNet', 'two_moons',
+           'make_flow', 'fit_flow', 'reconstruction', 'plot_flow', 'bench_inverse', 'bench_backward',
+           'bench_reconstruction', 'plot_backward', 'benchmark']
 
 # %% ../nbs/04_iresnet.ipynb #4375243a
 class LipSwish(nn.Module):
@@ -33,9 +35,11 @@ def contractive_mlp(features:int, # input and output size
                     c:float=0.9, # Lipschitz bound of the whole MLP: each of the n_hidden+1 layers gets c**(1/(n_hidden+1))
                     n_hidden:int=1, # number of hidden layers
                     activation:str='elu', # 1-Lipschitz activation: 'elu', 'tanh' or 'lipswish'
+                    linear:Callable|None=None, # layer constructor (in, out, *, c) with proven σ_max ≤ c (default `LinearContraction`)
                    ) -> nn.Sequential:
     "An MLP of `LinearContraction` layers and 1-Lipschitz activations with Lip ≤ c."
-    from linear_contraction.contraction import LinearContraction
+    if linear is None:
+        from linear_contraction.contraction import LinearContraction as linear
     if activation not in ACTIVATIONS: raise ValueError(f'Unknown activation {activation!r}: expected one of {list(ACTIVATIONS)} (all 1-Lipschitz).')
     if not (isinstance(n_hidden, int) and n_hidden >= 0): raise ValueError(f'Expected n_hidden to be an int >= 0, but got {n_hidden!r}.')
     if not c > 0: raise ValueError(f'Expected c > 0, but got c={c!r}.')
@@ -43,7 +47,7 @@ def contractive_mlp(features:int, # input and output size
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         if i: layers.append(ACTIVATIONS[activation]())
-        layers.append(LinearContraction(a, b, c=ci))
+        layers.append(linear(a, b, c=ci))
     return nn.Sequential(*layers)
 
 # %% ../nbs/04_iresnet.ipynb #d27a75e4
@@ -134,6 +138,7 @@ class iResNetBlock(nn.Module):
                  c:float|None=None, # Lipschitz bound of the default g (default 0.9); leave None when passing g
                  n_hidden:int=1, # hidden layers of the default g
                  activation:str='elu', # 1-Lipschitz activation of the default g: 'elu', 'tanh', 'lipswish'
+                 linear:Callable|None=None, # layer constructor of the default g (default `LinearContraction`, see `contractive_mlp`)
                  g:nn.Module|None=None, # a user-supplied residual function instead of the default
                  lipschitz:float|None=None, # the proven Lipschitz bound of a user-supplied g (required with g)
                 ):
@@ -143,13 +148,13 @@ class iResNetBlock(nn.Module):
         if g is None:
             if lipschitz is not None: raise ValueError('lipschitz is the bound of a user-supplied g; for the default g pass c instead.')
             c = 0.9 if c is None else float(c)
-            self.g = contractive_mlp(features, hidden_features or max(4 * features, 32), c=c, n_hidden=n_hidden, activation=activation)
+            self.g = contractive_mlp(features, hidden_features or max(4 * features, 32), c=c, n_hidden=n_hidden, activation=activation, linear=linear)
             self.lipschitz = c
         else:
             if not isinstance(g, nn.Module): raise TypeError(f'Expected g to be an nn.Module (its parameters get gradients), but got {type(g).__name__}.')
             if lipschitz is None: raise ValueError('A user-supplied g needs its Lipschitz bound: pass lipschitz=L with a proven L < 1.')
-            if c is not None or hidden_features is not None:
-                raise ValueError('c and hidden_features configure the default g; with a user-supplied g pass only lipschitz.')
+            if c is not None or hidden_features is not None or linear is not None:
+                raise ValueError('c, hidden_features and linear configure the default g; with a user-supplied g pass only lipschitz.')
             self.g, self.lipschitz = g, float(lipschitz)
         if not self.lipschitz > 0: raise ValueError(f'Expected a positive Lipschitz bound, but got {self.lipschitz!r}.')
         self.last_solves: list[SolverResult] = []   # diagnostics of the latest inverse (forward, then adjoint)
@@ -209,7 +214,7 @@ class iResNetBlock(nn.Module):
         "log|det(I + J_g(x))| (see `forward_logdet`)."
         return self.forward_logdet(x, method=method, n_terms=n_terms, n_probes=n_probes, generator=generator)[1]
 
-# %% ../nbs/04_iresnet.ipynb #b374e5b9
+# %% ../nbs/04_iresnet.ipynb #d541825b
 def logdet_series(g:Callable, # the contraction, (batch, d) -> (batch, d)
                   x:Tensor, # (batch, d)
                   *,
@@ -222,20 +227,21 @@ def logdet_series(g:Callable, # the contraction, (batch, d) -> (batch, d)
     if not (isinstance(n_terms, int) and n_terms >= 1): raise ValueError(f'Expected n_terms to be a positive int, but got {n_terms!r}.')
     if not (isinstance(n_probes, int) and n_probes >= 1): raise ValueError(f'Expected n_probes to be a positive int, but got {n_probes!r}.')
     if probe not in ('rademacher', 'gaussian'): raise ValueError(f"Unknown probe {probe!r}: expected 'rademacher' or 'gaussian'.")
-    create = torch.is_grad_enabled()
+    create, B = torch.is_grad_enabled(), x.shape[0]
     with torch.enable_grad():
-        xg = x if x.requires_grad else x.detach().requires_grad_()
+        xr = x.repeat(n_probes, 1) if n_probes > 1 else x          # all probes in one batch: (n_probes·batch, d)
+        xg = xr if xr.requires_grad else xr.detach().requires_grad_()
         gx = g(xg)
-        est = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        for _ in range(n_probes):
-            if probe == 'rademacher':
-                v = torch.randint(0, 2, x.shape, generator=generator, device=x.device).to(x.dtype) * 2 - 1
-            else: v = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            w = v
-            for k in range(1, n_terms + 1):
-                w = torch.autograd.grad(gx, xg, w, create_graph=create, retain_graph=True)[0]
-                est = est + (-1) ** (k + 1) / k * (w * v).sum(-1)
-    return (gx, est / n_probes) if create else (gx.detach(), (est / n_probes).detach())
+        if probe == 'rademacher':
+            v = torch.randint(0, 2, xg.shape, generator=generator, device=x.device).to(x.dtype) * 2 - 1
+        else: v = torch.randn(xg.shape, generator=generator, device=x.device, dtype=x.dtype)
+        w, est = v, 0
+        for k in range(1, n_terms + 1):
+            w = torch.autograd.grad(gx, xg, w, create_graph=create, retain_graph=True)[0]       # w = (J_gᵀ)ᵏ v
+            est = est + (-1) ** (k + 1) / k * (w * v).sum(-1)
+        est = est.reshape(n_probes, B).mean(0)
+        gx = gx[:B]
+    return (gx, est) if create else (gx.detach(), est.detach())
 
 def logdet_exact(g:Callable, # the map, (batch, d) -> (batch, d)
                  x:Tensor, # (batch, d)
@@ -251,7 +257,7 @@ def logdet_exact(g:Callable, # the map, (batch, d) -> (batch, d)
         ld = torch.linalg.slogdet(eye + J).logabsdet
     return (gx, ld) if create else (gx.detach(), ld.detach())
 
-# %% ../nbs/04_iresnet.ipynb #9cd2a848
+# %% ../nbs/04_iresnet.ipynb #f763caa3
 def logdet_bias_variance(g:Callable, # the contraction, (batch, d) -> (batch, d)
                          x:Tensor, # (1, d) the point
                          c:float, # the Lipschitz bound of g (for the a-priori truncation bound)
@@ -301,7 +307,7 @@ def plot_logdet_bias_variance(r:dict, # output of `logdet_bias_variance`
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_iresnet.ipynb #39b56dad
+# %% ../nbs/04_iresnet.ipynb #fd7e63f2
 class iResNet(nn.Module):
     "A stack of `iResNetBlock`s: forward, inverse (blocks in reverse), log-determinant, and a normalising flow's log_prob and sample."
     def __init__(self, blocks:Sequence[iResNetBlock], # the blocks, applied in order; all with the same features
@@ -376,3 +382,234 @@ class iResNet(nn.Module):
         dtype = dtype or (p.dtype if p is not None else torch.get_default_dtype())
         z = torch.randn(n, self.features, generator=generator, dtype=dtype, device=p.device if p is not None else None)
         return self.inverse(z, solver=solver, atol=atol, rtol=rtol, maxiter=maxiter, throw=throw)
+
+# %% ../nbs/04_iresnet.ipynb #0b2d839f
+def two_moons(n:int, # number of points
+              generator:torch.Generator|None=None, # for reproducible data
+              noise:float=0.07, # standard deviation of the Gaussian noise (before standardising)
+              dtype:torch.dtype=torch.float32, # of the points
+             ) -> Tensor: # (n, 2), roughly zero mean and unit variance per axis
+    "The two-moons toy data set, standardised."
+    t = torch.rand(n, generator=generator, dtype=torch.float64) * math.pi
+    upper = torch.rand(n, generator=generator) < 0.5
+    a = torch.stack([torch.cos(t), torch.sin(t)], 1)
+    b = torch.stack([1 - torch.cos(t), 0.5 - torch.sin(t)], 1)
+    x = torch.where(upper[:, None], a, b) + noise * torch.randn(n, 2, generator=generator, dtype=torch.float64)
+    return ((x - torch.tensor([0.5, 0.25], dtype=torch.float64)) / torch.tensor([0.87, 0.5], dtype=torch.float64)).to(dtype)
+
+def make_flow(n_blocks:int=8, # number of iResNet blocks
+              hidden_features:int=64, # width of each g
+              c:float=0.97, # Lipschitz bound of each g
+              linear:Callable|None=None, # layer constructor of g (default `LinearContraction`)
+              seed:int=0, # initialisation seed
+             ) -> iResNet:
+    "A 2-D i-ResNet flow: n_blocks blocks with g = MLP(2 → hidden → hidden → 2), LipSwish."
+    torch.manual_seed(seed)
+    return iResNet([iResNetBlock(2, hidden_features=hidden_features, c=c, n_hidden=2, activation='lipswish', linear=linear)
+                    for _ in range(n_blocks)])
+
+def fit_flow(flow:iResNet, # the flow to train (in place)
+             steps:int, # optimiser steps
+             *,
+             batch_size:int=256, # samples per step
+             lr:float=5e-3, # Adam learning rate (cosine-annealed to 0)
+             n_terms:int=5, # series terms of the log-determinant
+             seed:int=0, # data and probe seed
+             progress:bool=True, # show a tqdm bar
+            ) -> list[float]: # training loss (negative log-likelihood, nats) per step
+    "Train a 2-D flow on `two_moons` by maximum likelihood with the power-series log-determinant."
+    from tqdm.auto import tqdm
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(flow.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    dtype = next(flow.parameters()).dtype
+    losses = []
+    for _ in tqdm(range(steps), desc='flow', disable=not progress):
+        loss = -flow.log_prob(two_moons(batch_size, gen, dtype=dtype), n_terms=n_terms, generator=gen).mean()
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+        losses.append(loss.item())
+    return losses
+
+def reconstruction(flow:iResNet, # a trained flow
+                   x:Tensor, # (batch, 2) points
+                   solver:str='anderson', # solver of the inverses
+                  ) -> dict:
+    "Relative reconstruction error ‖F⁻¹(F(x)) − x‖/‖x‖ (max and median) and the g-evaluations of each block's inverse."
+    with torch.no_grad():
+        xr = flow.inverse(flow(x), solver=solver)
+    err = (xr - x).norm(dim=1) / x.norm(dim=1)
+    return dict(solver=solver, max_rel_err=err.max().item(), median_rel_err=err.median().item(),
+                evals=[b.last_solves[0].n_evals for b in flow.blocks],
+                converged=all(bool(b.last_solves[0].converged.all()) for b in flow.blocks))
+
+def plot_flow(flow:iResNet, # a trained 2-D flow
+              losses:list[float], # its training losses
+              n:int=2000, # points to draw
+              seed:int=1, # data and sample seed
+             ):
+    "Four panels: training loss, data, samples x = F⁻¹(z), and the learned density (exact log-determinant)."
+    import matplotlib.pyplot as plt
+    gen = torch.Generator().manual_seed(seed)
+    dtype = next(flow.parameters()).dtype
+    data = two_moons(n, gen, dtype=dtype)
+    samples = flow.sample(n, generator=gen)
+    g = torch.linspace(-2.5, 2.5, 120, dtype=dtype)
+    grid = torch.stack(torch.meshgrid(g, g, indexing='xy'), -1).reshape(-1, 2)
+    with torch.no_grad(): dens = flow.log_prob(grid, method='exact').exp().reshape(120, 120)
+    fig, ax = plt.subplots(1, 4, figsize=(15, 3.6))
+    ax[0].plot(losses, lw=0.6); ax[0].set_xlabel('step'); ax[0].set_ylabel('NLL (nats), series log-det'); ax[0].set_title('Training loss')
+    ax[1].scatter(*data.T, s=1); ax[1].set_title('Data (two moons)')
+    ax[2].scatter(*samples.T, s=1, color='C1'); ax[2].set_title('Samples x = F⁻¹(z), z ~ N(0, I)')
+    ax[3].imshow(dens, extent=(-2.5, 2.5, -2.5, 2.5), origin='lower', cmap='viridis'); ax[3].set_title('Learned density p(x) (exact log-det)')
+    for a in ax[1:]: a.set_xlim(-2.5, 2.5); a.set_ylim(-2.5, 2.5); a.set_aspect('equal'); a.set_xlabel('x₁ (standardised)'); a.set_ylabel('x₂')
+    fig.suptitle(f'i-ResNet flow, {len(flow.blocks)} blocks, Lip(g) ≤ {flow.blocks[0].lipschitz:g}, {len(losses)} steps', fontsize=10)
+    fig.text(0.01, -0.03, f'Machine: {_machine()}', fontsize=6)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/04_iresnet.ipynb #8911efb7
+def _hard_g(features:int, c:float, seed:int=0, dtype=torch.float64) -> nn.Module:
+    "g(x) = tanh(Wx + b) with W symmetric, eigenvalues spread over [-c, c] (‖W‖₂ = c exactly): the plain iteration's worst case."
+    from linear_contraction.solvers import _contraction
+    gen = torch.Generator().manual_seed(seed)
+    lin = nn.Linear(features, features).to(dtype).requires_grad_(False)
+    lin.weight.copy_(_contraction(features, c, gen)); lin.bias.copy_(0.1 * torch.randn(features, generator=gen, dtype=torch.float64))
+    return nn.Sequential(lin, nn.Tanh())
+
+def bench_inverse(cs=(0.5, 0.9, 0.99), # Lipschitz bounds
+                  features:int=64, # size of x
+                  batch:int=64, # samples
+                  rtol:float=1e-6, # relative residual to reach
+                  reps:int=5, # timing repeats (median)
+                  dtype:torch.dtype=torch.float64, # of the data and g
+                  linear:Callable|None=None, # layer constructor of the default g (default `LinearContraction`)
+                  progress:bool=True, # show a tqdm bar
+                 ) -> list[dict]:
+    "g-evaluations and time of `iResNetBlock.inverse` to rtol, fixed point vs Anderson."
+    from tqdm.auto import tqdm
+    rows = []
+    todo = [(kind, c) for kind in ('default g (init)', 'hard g: tanh(Wx+b)') for c in cs]
+    for kind, c in tqdm(todo, desc='inverse', disable=not progress):
+        torch.manual_seed(0)
+        blk = (iResNetBlock(features, hidden_features=4 * features, c=c, linear=linear) if kind.startswith('default')
+               else iResNetBlock(features, g=_hard_g(features, c), lipschitz=c)).to(dtype)
+        x = torch.randn(batch, features, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        with torch.no_grad(): y = blk(x)
+        row, times = dict(g=kind, c=c, features=features, batch=batch, rtol=rtol), {'fixed_point': [], 'anderson': []}
+        for _ in range(reps):
+            for s in times:
+                t0 = time.perf_counter()
+                with torch.no_grad(): xr = blk.inverse(y, solver=s, atol=0, rtol=rtol, maxiter=20000)
+                times[s].append(time.perf_counter() - t0)
+                r = blk.last_solves[0]
+                row[f'{s}_evals'], row[f'{s}_converged'] = r.n_evals, bool(r.converged.all())
+                row[f'{s}_err'] = ((xr - x).norm(dim=1) / x.norm(dim=1)).max().item()
+        for s in times: row[f'{s}_ms'] = 1e3 * sorted(times[s])[reps // 2]
+        row['eval_ratio'] = row['anderson_evals'] / row['fixed_point_evals']
+        row['time_ratio'] = row['anderson_ms'] / row['fixed_point_ms']
+        rows.append(row)
+    return rows
+
+def _saved_bytes(fn:Callable) -> tuple[object, int]:
+    "Run fn() and count the bytes of tensors autograd saves for backward (each storage once)."
+    seen = {}
+    def pack(t):
+        st = t.untyped_storage()
+        seen[(st.data_ptr(), t.device)] = st.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): out = fn()
+    return out, sum(seen.values())
+
+def bench_backward(iters=(5, 10, 20, 40, 80, 160), # forced numbers of solver iterations
+                   features:int=64, # size of x
+                   hidden:int=256, # hidden width of g
+                   batch:int=256, # samples
+                   reps:int=3, # timing repeats (median)
+                   linear:Callable|None=None, # layer constructor of g (default `LinearContraction`)
+                   progress:bool=True, # show a tqdm bar
+                  ) -> list[dict]:
+    "Memory kept for backward and forward+backward time of the inverse, implicit vs unrolled, vs the iteration count."
+    from tqdm.auto import tqdm
+    torch.manual_seed(0)
+    blk = iResNetBlock(features, hidden_features=hidden, c=0.9, linear=linear)
+    y = torch.randn(batch, features, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    rows = []
+    for n in tqdm(iters, desc='backward', disable=not progress):
+        row = dict(iters=n, features=features, hidden=hidden, batch=batch)
+        for method in BACKWARDS:
+            ts = []
+            for _ in range(reps):
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore', ConvergenceWarning)   # atol=rtol=0 forces exactly n iterations, by design
+                    t0 = time.perf_counter()
+                    x, nbytes = _saved_bytes(lambda: blk.inverse(y, solver='fixed_point', atol=0, rtol=0, maxiter=n, backward=method))
+                    x.square().sum().backward()
+                    ts.append(time.perf_counter() - t0)
+                y.grad = None; blk.zero_grad()
+            row[f'{method}_MB'], row[f'{method}_ms'] = nbytes / 2 ** 20, 1e3 * sorted(ts)[reps // 2]
+        rows.append(row)
+    return rows
+
+def bench_reconstruction(steps:int=1500, # training steps of the flow
+                         n_blocks:int=8, # blocks of the flow
+                         linear:Callable|None=None, # layer constructor of g (default `LinearContraction`)
+                         progress:bool=True, # show a tqdm bar
+                        ) -> tuple[iResNet, list[float], list[dict]]:
+    "Train the 2-D flow, then measure reconstruction errors on data and on samples for both solvers."
+    flow = make_flow(n_blocks, linear=linear)
+    losses = fit_flow(flow, steps, progress=progress)
+    x = two_moons(4000, torch.Generator().manual_seed(123))
+    rows = [dict(points='data', **reconstruction(flow, x, s)) for s in ('fixed_point', 'anderson')]
+    with torch.no_grad():
+        z = torch.randn(4000, 2, generator=torch.Generator().manual_seed(321))
+        xs = flow.inverse(z)
+    rows += [dict(points='samples F⁻¹(z)', **reconstruction(flow, xs, s)) for s in ('fixed_point', 'anderson')]
+    with torch.no_grad(): nll = -flow.log_prob(x, method='exact').mean().item()
+    for r in rows: r.update(steps=steps, n_blocks=n_blocks, test_nll=nll)
+    return flow, losses, rows
+
+def plot_backward(rows:list[dict], # output of `bench_backward`
+                 ):
+    "Memory kept for backward and time vs iterations, implicit vs unrolled."
+    import matplotlib.pyplot as plt
+    it = [r['iters'] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for m, st in (('implicit', 'o-'), ('unrolled', 's--')):
+        a.plot(it, [r[f'{m}_MB'] for r in rows], st, label=m); b.plot(it, [r[f'{m}_ms'] for r in rows], st, label=m)
+    a.set_xscale('log'); a.set_yscale('log'); b.set_xscale('log'); b.set_yscale('log')
+    a.set_xlabel('solver iterations (forward; and adjoint for implicit)'); a.set_ylabel('MiB saved for backward'); a.legend(); a.set_title('Memory kept for backward')
+    b.set_xlabel('solver iterations'); b.set_ylabel('forward + backward time (ms)'); b.legend(); b.set_title('Time')
+    r = rows[0]
+    fig.suptitle(f"Backward of iResNetBlock.inverse: implicit vs unrolled (features={r['features']}, hidden={r['hidden']}, batch={r['batch']}, float32)", fontsize=10)
+    fig.text(0.01, -0.03, f'Machine: {_machine()}', fontsize=6)
+    fig.tight_layout()
+    return fig
+
+def benchmark(quick:bool=False, # smaller sizes, fewer repeats and a short training: a smoke run
+              out:Path=Path('_bench'), # folder for iresnet.json and the PNG plots
+              linear:Callable|None=None, # layer constructor of g (default `LinearContraction`)
+             ) -> dict:
+    "Inverse cost (fixed point vs Anderson), backward memory/time (implicit vs unrolled), flow reconstruction; prints tables."
+    import matplotlib; import matplotlib.pyplot as plt
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    inv = bench_inverse(features=32 if quick else 64, batch=32 if quick else 64, reps=1 if quick else 5, linear=linear)
+    bwd = bench_backward(iters=(5, 20, 80) if quick else (5, 10, 20, 40, 80, 160), batch=64 if quick else 256,
+                         reps=1 if quick else 3, linear=linear)
+    flow, losses, rec = bench_reconstruction(steps=60 if quick else 1500, n_blocks=4 if quick else 8, linear=linear)
+    print(f'Machine: {_machine()}')
+    print(f"\n1. Inverse to relative residual {inv[0]['rtol']:g} (float64, features={inv[0]['features']}, batch={inv[0]['batch']}): g-evaluations and median time")
+    print(f"{'g':22} {'c':>5} | {'FP evals':>8} {'AA evals':>8} {'AA/FP':>6} | {'FP ms':>8} {'AA ms':>8} {'AA/FP':>6} | {'max rel err':>11}")
+    for r in inv:
+        print(f"{r['g']:22} {r['c']:5} | {r['fixed_point_evals']:8d} {r['anderson_evals']:8d} {r['eval_ratio']:6.3f} | "
+              f"{r['fixed_point_ms']:8.2f} {r['anderson_ms']:8.2f} {r['time_ratio']:6.3f} | {max(r['fixed_point_err'], r['anderson_err']):11.2e}")
+    print(f"\n2. Backward of the inverse vs iterations (float32, features={bwd[0]['features']}, hidden={bwd[0]['hidden']}, batch={bwd[0]['batch']})")
+    print(f"{'iters':>5} | {'implicit MiB':>12} {'unrolled MiB':>12} | {'implicit ms':>11} {'unrolled ms':>11} {'impl/unr':>8}")
+    for r in bwd:
+        print(f"{r['iters']:5d} | {r['implicit_MB']:12.3f} {r['unrolled_MB']:12.3f} | {r['implicit_ms']:11.2f} {r['unrolled_ms']:11.2f} {r['implicit_ms'] / r['unrolled_ms']:8.3f}")
+    print(f"\n3. Flow reconstruction after {rec[0]['steps']} training steps ({rec[0]['n_blocks']} blocks, float32, default tolerance rtol 1e-5; test NLL {rec[0]['test_nll']:.3f} nats)")
+    print(f"{'points':16} {'solver':12} | {'max rel err':>11} {'median':>9} | g-evals per block")
+    for r in rec: print(f"{r['points']:16} {r['solver']:12} | {r['max_rel_err']:11.2e} {r['median_rel_err']:9.2e} | {r['evals']}")
+    (out / 'iresnet.json').write_text(json.dumps(dict(machine=_machine(), inverse=inv, backward=bwd, reconstruction=rec), indent=1))
+    fig = plot_backward(bwd); fig.savefig(out / 'iresnet_backward.png', dpi=120, bbox_inches='tight'); plt.close(fig)
+    fig = plot_flow(flow, losses); fig.savefig(out / 'iresnet_flow.png', dpi=120, bbox_inches='tight'); plt.close(fig)
+    return dict(inverse=inv, backward=bwd, reconstruction=rec)

@@ -510,15 +510,18 @@ def bench_inverse(cs=(0.5, 0.9, 0.99), # Lipschitz bounds
         rows.append(row)
     return rows
 
-def _saved_bytes(fn:Callable) -> tuple[object, int]:
-    "Run fn() and count the bytes of tensors autograd saves for backward (each storage once)."
-    seen = {}
-    def pack(t):
+class _SavedBytes:
+    "Context manager counting the bytes of tensors autograd saves for backward (each storage once)."
+    def __init__(self): self.seen = {}
+    def _pack(self, t):
         st = t.untyped_storage()
-        seen[(st.data_ptr(), t.device)] = st.nbytes()
+        self.seen[(st.data_ptr(), str(t.device))] = st.nbytes()
         return t
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): out = fn()
-    return out, sum(seen.values())
+    def __enter__(self):
+        self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t); self._ctx.__enter__(); return self
+    def __exit__(self, *exc): self._ctx.__exit__(*exc)
+    @property
+    def nbytes(self) -> int: return sum(self.seen.values())
 
 def bench_backward(iters=(5, 10, 20, 40, 80, 160), # forced numbers of solver iterations
                    features:int=64, # size of x
@@ -538,20 +541,22 @@ def bench_backward(iters=(5, 10, 20, 40, 80, 160), # forced numbers of solver it
         row = dict(iters=n, features=features, hidden=hidden, batch=batch)
         for method in BACKWARDS:
             ts = []
-            for _ in range(reps):
+            for rep in range(reps + 1):                                       # the first run is a warm-up
                 with warnings.catch_warnings():
                     warnings.simplefilter('ignore', ConvergenceWarning)   # atol=rtol=0 forces exactly n iterations, by design
                     t0 = time.perf_counter()
-                    x, nbytes = _saved_bytes(lambda: blk.inverse(y, solver='fixed_point', atol=0, rtol=0, maxiter=n, backward=method))
-                    x.square().sum().backward()
-                    ts.append(time.perf_counter() - t0)
+                    with _SavedBytes() as sb:                             # forward, and the graph the implicit backward builds
+                        x = blk.inverse(y, solver='fixed_point', atol=0, rtol=0, maxiter=n, backward=method)
+                        x.square().sum().backward()
+                    if rep: ts.append(time.perf_counter() - t0)
                 y.grad = None; blk.zero_grad()
+            nbytes = sb.nbytes
             row[f'{method}_MB'], row[f'{method}_ms'] = nbytes / 2 ** 20, 1e3 * sorted(ts)[reps // 2]
         rows.append(row)
     return rows
 
-def bench_reconstruction(steps:int=1500, # training steps of the flow
-                         n_blocks:int=8, # blocks of the flow
+def bench_reconstruction(steps:int=800, # training steps of the flow
+                         n_blocks:int=6, # blocks of the flow
                          linear:Callable|None=None, # layer constructor of g (default `LinearContraction`)
                          progress:bool=True, # show a tqdm bar
                         ) -> tuple[iResNet, list[float], list[dict]]:
@@ -577,7 +582,7 @@ def plot_backward(rows:list[dict], # output of `bench_backward`
     for m, st in (('implicit', 'o-'), ('unrolled', 's--')):
         a.plot(it, [r[f'{m}_MB'] for r in rows], st, label=m); b.plot(it, [r[f'{m}_ms'] for r in rows], st, label=m)
     a.set_xscale('log'); a.set_yscale('log'); b.set_xscale('log'); b.set_yscale('log')
-    a.set_xlabel('solver iterations (forward; and adjoint for implicit)'); a.set_ylabel('MiB saved for backward'); a.legend(); a.set_title('Memory kept for backward')
+    a.set_xlabel('solver iterations (forward; and adjoint for implicit)'); a.set_ylabel('MiB saved by autograd'); a.legend(); a.set_title('Memory kept for backward')
     b.set_xlabel('solver iterations'); b.set_ylabel('forward + backward time (ms)'); b.legend(); b.set_title('Time')
     r = rows[0]
     fig.suptitle(f"Backward of iResNetBlock.inverse: implicit vs unrolled (features={r['features']}, hidden={r['hidden']}, batch={r['batch']}, float32)", fontsize=10)
@@ -595,7 +600,7 @@ def benchmark(quick:bool=False, # smaller sizes, fewer repeats and a short train
     inv = bench_inverse(features=32 if quick else 64, batch=32 if quick else 64, reps=1 if quick else 5, linear=linear)
     bwd = bench_backward(iters=(5, 20, 80) if quick else (5, 10, 20, 40, 80, 160), batch=64 if quick else 256,
                          reps=1 if quick else 3, linear=linear)
-    flow, losses, rec = bench_reconstruction(steps=60 if quick else 1500, n_blocks=4 if quick else 8, linear=linear)
+    flow, losses, rec = bench_reconstruction(steps=60 if quick else 800, n_blocks=4 if quick else 6, linear=linear)
     print(f'Machine: {_machine()}')
     print(f"\n1. Inverse to relative residual {inv[0]['rtol']:g} (float64, features={inv[0]['features']}, batch={inv[0]['batch']}): g-evaluations and median time")
     print(f"{'g':22} {'c':>5} | {'FP evals':>8} {'AA evals':>8} {'AA/FP':>6} | {'FP ms':>8} {'AA ms':>8} {'AA/FP':>6} | {'max rel err':>11}")

@@ -60,8 +60,8 @@ def _resolve(x0:Tensor, atol, rtol, maxiter, name:str) -> tuple[float, float, in
     atol = d_atol if atol is None else float(atol)
     rtol = d_rtol if rtol is None else float(rtol)
     maxiter = d_maxiter if maxiter is None else maxiter
-    if not (atol >= 0 and rtol >= 0 and atol + rtol > 0):
-        raise ValueError(f'{name}: expected atol >= 0 and rtol >= 0, not both 0, but got atol={atol}, rtol={rtol}.')
+    if not (atol >= 0 and rtol >= 0):   # both 0 is allowed: run exactly maxiter steps (unless a residual is exactly 0)
+        raise ValueError(f'{name}: expected atol >= 0 and rtol >= 0, but got atol={atol}, rtol={rtol}.')
     if not isinstance(maxiter, int) or isinstance(maxiter, bool) or maxiter < 1:
         raise ValueError(f'{name}: expected maxiter to be a positive int, but got maxiter={maxiter!r}.')
     return atol, rtol, maxiter

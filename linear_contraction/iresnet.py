@@ -617,4 +617,4 @@ def benchmark(quick:bool=False, # smaller sizes, fewer repeats and a short train
     (out / 'iresnet.json').write_text(json.dumps(dict(machine=_machine(), inverse=inv, backward=bwd, reconstruction=rec), indent=1))
     fig = plot_backward(bwd); fig.savefig(out / 'iresnet_backward.png', dpi=120, bbox_inches='tight'); plt.close(fig)
     fig = plot_flow(flow, losses); fig.savefig(out / 'iresnet_flow.png', dpi=120, bbox_inches='tight'); plt.close(fig)
-    return dict(inverse=inv, backward=bwd, reconstruction=rec)
+    return dict(inverse=inv, backward=bwd, reconstruction=rec, flow=flow, losses=losses)

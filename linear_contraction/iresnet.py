@@ -214,7 +214,7 @@ class iResNetBlock(nn.Module):
         "log|det(I + J_g(x))| (see `forward_logdet`)."
         return self.forward_logdet(x, method=method, n_terms=n_terms, n_probes=n_probes, generator=generator)[1]
 
-# %% ../nbs/04_iresnet.ipynb #d541825b
+# %% ../nbs/04_iresnet.ipynb #0b440d79
 def logdet_series(g:Callable, # the contraction, (batch, d) -> (batch, d)
                   x:Tensor, # (batch, d)
                   *,
@@ -257,7 +257,7 @@ def logdet_exact(g:Callable, # the map, (batch, d) -> (batch, d)
         ld = torch.linalg.slogdet(eye + J).logabsdet
     return (gx, ld) if create else (gx.detach(), ld.detach())
 
-# %% ../nbs/04_iresnet.ipynb #f763caa3
+# %% ../nbs/04_iresnet.ipynb #43bb3fe7
 def logdet_bias_variance(g:Callable, # the contraction, (batch, d) -> (batch, d)
                          x:Tensor, # (1, d) the point
                          c:float, # the Lipschitz bound of g (for the a-priori truncation bound)
@@ -307,7 +307,7 @@ def plot_logdet_bias_variance(r:dict, # output of `logdet_bias_variance`
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_iresnet.ipynb #fd7e63f2
+# %% ../nbs/04_iresnet.ipynb #cda2d72b
 class iResNet(nn.Module):
     "A stack of `iResNetBlock`s: forward, inverse (blocks in reverse), log-determinant, and a normalising flow's log_prob and sample."
     def __init__(self, blocks:Sequence[iResNetBlock], # the blocks, applied in order; all with the same features
@@ -383,7 +383,7 @@ class iResNet(nn.Module):
         z = torch.randn(n, self.features, generator=generator, dtype=dtype, device=p.device if p is not None else None)
         return self.inverse(z, solver=solver, atol=atol, rtol=rtol, maxiter=maxiter, throw=throw)
 
-# %% ../nbs/04_iresnet.ipynb #0b2d839f
+# %% ../nbs/04_iresnet.ipynb #6c62db71
 def two_moons(n:int, # number of points
               generator:torch.Generator|None=None, # for reproducible data
               noise:float=0.07, # standard deviation of the Gaussian noise (before standardising)
@@ -467,7 +467,7 @@ def plot_flow(flow:iResNet, # a trained 2-D flow
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_iresnet.ipynb #8911efb7
+# %% ../nbs/04_iresnet.ipynb #66027a1e
 def _hard_g(features:int, c:float, seed:int=0, dtype=torch.float64) -> nn.Module:
     "g(x) = tanh(Wx + b) with W symmetric, eigenvalues spread over [-c, c] (‖W‖₂ = c exactly): the plain iteration's worst case."
     from linear_contraction.solvers import _contraction

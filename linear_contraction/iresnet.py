@@ -555,7 +555,7 @@ def bench_backward(iters=(5, 10, 20, 40, 80, 160), # forced numbers of solver it
         rows.append(row)
     return rows
 
-def bench_reconstruction(steps:int=800, # training steps of the flow
+def bench_reconstruction(steps:int=500, # training steps of the flow
                          n_blocks:int=6, # blocks of the flow
                          linear:Callable|None=None, # layer constructor of g (default `LinearContraction`)
                          progress:bool=True, # show a tqdm bar
@@ -600,7 +600,7 @@ def benchmark(quick:bool=False, # smaller sizes, fewer repeats and a short train
     inv = bench_inverse(features=32 if quick else 64, batch=32 if quick else 64, reps=1 if quick else 5, linear=linear)
     bwd = bench_backward(iters=(5, 20, 80) if quick else (5, 10, 20, 40, 80, 160), batch=64 if quick else 256,
                          reps=1 if quick else 3, linear=linear)
-    flow, losses, rec = bench_reconstruction(steps=60 if quick else 800, n_blocks=4 if quick else 6, linear=linear)
+    flow, losses, rec = bench_reconstruction(steps=30 if quick else 500, n_blocks=4 if quick else 6, linear=linear)
     print(f'Machine: {_machine()}')
     print(f"\n1. Inverse to relative residual {inv[0]['rtol']:g} (float64, features={inv[0]['features']}, batch={inv[0]['batch']}): g-evaluations and median time")
     print(f"{'g':22} {'c':>5} | {'FP evals':>8} {'AA evals':>8} {'AA/FP':>6} | {'FP ms':>8} {'AA ms':>8} {'AA/FP':>6} | {'max rel err':>11}")

@@ -8,3 +8,4 @@ from .autograd import LinearFunction, linear
 from .solvers import SolverResult, fixed_point, anderson, default_tolerances, get_solver, SOLVERS
 from .spectral import spectral_norm, singular_triplet, SpectralNorm, SingularTriplet
 from .linsolve import solve_jacobian_b, solve_jacobian_A, solve_jvp, solve_vjp, LinearSolve, linear_solve
+from .iresnet import iResNetBlock, iResNet, ResidualInverse, residual_inverse, contractive_mlp, logdet_series, logdet_exact, LipSwish

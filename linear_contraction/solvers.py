@@ -60,8 +60,8 @@ def _resolve(x0:Tensor, atol, rtol, maxiter, name:str) -> tuple[float, float, in
     atol = d_atol if atol is None else float(atol)
     rtol = d_rtol if rtol is None else float(rtol)
     maxiter = d_maxiter if maxiter is None else maxiter
-    if not (atol >= 0 and rtol >= 0 and atol + rtol > 0):
-        raise ValueError(f'{name}: expected atol >= 0 and rtol >= 0, not both 0, but got atol={atol}, rtol={rtol}.')
+    if not (atol >= 0 and rtol >= 0):   # both 0 is allowed: run exactly maxiter steps (unless a residual is exactly 0)
+        raise ValueError(f'{name}: expected atol >= 0 and rtol >= 0, but got atol={atol}, rtol={rtol}.')
     if not isinstance(maxiter, int) or isinstance(maxiter, bool) or maxiter < 1:
         raise ValueError(f'{name}: expected maxiter to be a positive int, but got maxiter={maxiter!r}.')
     return atol, rtol, maxiter
@@ -171,7 +171,7 @@ def _contraction(n:int, c:float, gen:torch.Generator) -> Tensor:
     A = (U * s) @ U.T
     return (A + A.T) / 2
 
-# %% ../nbs/03_solvers.ipynb #37f48bce
+# %% ../nbs/03_solvers.ipynb #be2e6e8e
 SOLVERS = {'fixed_point': fixed_point, 'anderson': anderson}
 
 def get_solver(solver:str|Callable, # 'fixed_point', 'anderson', or a callable with their signature
@@ -181,7 +181,7 @@ def get_solver(solver:str|Callable, # 'fixed_point', 'anderson', or a callable w
     if solver not in SOLVERS: raise ValueError(f'Unknown solver {solver!r}: expected one of {list(SOLVERS)} or a callable with their signature.')
     return SOLVERS[solver]
 
-# %% ../nbs/03_solvers.ipynb #366db8d7
+# %% ../nbs/03_solvers.ipynb #e879d511
 def convergence_histories(cs=(0.5, 0.9, 0.99), # spectral norms of M
                           n:int=100, # dimension
                           rtol:float=1e-10, # stopping tolerance
@@ -217,7 +217,7 @@ def plot_convergence(hist:dict, # output of `convergence_histories`
     ax.figure.text(0.01, 0.005, f'dotted: c^k. Machine: {_machine()}', fontsize=6)
     return ax
 
-# %% ../nbs/03_solvers.ipynb #db84ba05
+# %% ../nbs/03_solvers.ipynb #b2be84aa
 def benchmark(quick:bool=False, # smaller problem and fewer repeats: a smoke run of a few seconds
               out:Path=Path('_bench'), # folder for solvers.json and solvers.png
              ) -> list[dict]:

@@ -5,3 +5,4 @@ from .checks import ConvergenceWarning, ConvergenceError
 from .autograd import LinearFunction, linear
 from .solvers import SolverResult, fixed_point, anderson, default_tolerances, get_solver, SOLVERS
 from .linsolve import solve_jacobian_b, solve_jacobian_A, solve_jvp, solve_vjp, LinearSolve, linear_solve
+from .deq import DEQStats, DEQFixedPoint, compare_torchdeq

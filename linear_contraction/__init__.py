@@ -9,3 +9,4 @@ from .solvers import SolverResult, fixed_point, anderson, default_tolerances, ge
 from .spectral import spectral_norm, singular_triplet, SpectralNorm, SingularTriplet
 from .linsolve import solve_jacobian_b, solve_jacobian_A, solve_jvp, solve_vjp, LinearSolve, linear_solve
 from .iresnet import iResNetBlock, iResNet, ResidualInverse, residual_inverse, contractive_mlp, logdet_series, logdet_exact, LipSwish
+from .deq import DEQStats, DEQFixedPoint, compare_torchdeq

@@ -36,8 +36,15 @@ end
 
 local function unique_ids(doc)
   local api = {}
-  doc.blocks:walk({Div = function(d)
-    if d.attributes['api'] then d:walk({Header = function(h) api[h.identifier] = true end}) end
+  -- API headings get nbdev's anchor, the lower-cased name (`iresnetblock.inverse`: pandoc's own id drops the dot)
+  doc = doc:walk({Div = function(d)
+    if d.attributes['api'] then
+      return d:walk({Header = function(h)
+        h.identifier = (pandoc.utils.stringify(h.content):lower():gsub('%s+', '-'))
+        api[h.identifier] = true
+        return h
+      end})
+    end
   end})
   return doc:walk({Div = function(d)
     if d.attributes['api'] then return nil end

@@ -8,9 +8,10 @@ PY := $(BIN)/python
 
 .PHONY: all test export notebooks bench readme site docs venv
 
-# The main job: export the package, execute every notebook in a Jupyter kernel (slow benchmark cells included) and
-# write the fresh outputs back, run the benchmarks from the command line, then write README.md and the offline site.
-all: export notebooks bench readme site
+# The main job: export the package, execute every notebook in a Jupyter kernel (slow benchmark cells included: they
+# call each module's `benchmark`) and write the fresh outputs back, then write README.md and the offline site.
+# `make bench` runs the same benchmarks alone from the command line.
+all: export notebooks readme site
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt

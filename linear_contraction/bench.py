@@ -6,11 +6,22 @@ Docs: https://linear-contraction.github.io/linear_contraction/bench.html.md"""
 
 # %% ../nbs/90_bench.ipynb #632afc48
 from __future__ import annotations
-import argparse, importlib, sys, time
+import argparse, importlib, platform, sys, time
 from pathlib import Path
+import torch
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'available', 'main']
+__all__ = ['BENCHMARKS', 'machine', 'available', 'main']
+
+# %% ../nbs/90_bench.ipynb #d56b88da
+def machine() -> str:
+    "CPU model, torch threads and torch version: the caption of every benchmark plot and table."
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
+    except OSError: pass
+    return f'{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}'
 
 # %% ../nbs/90_bench.ipynb #06fc252c
 BENCHMARKS = ('spectral', 'contraction', 'solvers', 'iresnet', 'deq')

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 from .checks import check_finite
 from .certify import certified_spectral_bound
+from .bench import machine as _machine
 
 # %% auto #0
 __all__ = ['MODES', 'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions', 'benchmark']
@@ -182,16 +183,6 @@ def refresh_contractions(model:nn.Module, # a model holding `LinearContraction` 
                 for p in plist:
                     if isinstance(p, _Contraction): p.refresh(plist.original); k += 1
     return k
-
-# %% ../nbs/02_contraction.ipynb #08d74dea
-def _machine() -> str:
-    "CPU model, torch threads and version, for plot captions."
-    cpu = 'unknown CPU'
-    try:
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
-    except OSError: pass
-    return f'{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}'
 
 # %% ../nbs/02_contraction.ipynb #84287061
 def _make_layers(n:int, # in = out features

@@ -15,6 +15,7 @@ import torch
 from torch import nn, Tensor
 from .checks import check_floating, report_nonconvergence, ConvergenceWarning
 from .solvers import SolverResult, anderson, fixed_point, get_solver
+from .bench import machine as _machine
 
 # %% auto #0
 __all__ = ['DEQStats', 'DEQFixedPoint', 'compare_torchdeq', 'benchmark']
@@ -140,16 +141,6 @@ class DEQFixedPoint(nn.Module):
         name = lambda s: getattr(s, '__name__', getattr(getattr(s, 'func', None), '__name__', repr(s)))
         return (f'solver={name(self.solver)}, backward={self.backward!r}, atol={self.atol}, rtol={self.rtol}, maxiter={self.maxiter}, '
                 f'b_solver={name(self.b_solver)}, throw={self.throw}')
-
-# %% ../nbs/05_deq.ipynb #8822984c
-def _machine() -> str:
-    "CPU model, torch threads and torch version, for plot captions."
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
-    except OSError: pass
-    return f'{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}'
 
 # %% ../nbs/05_deq.ipynb #b5d8a6af
 def _bench_cell(n:int, c:float, seed:int=0, dtype:torch.dtype=torch.float32) -> nn.Module:

@@ -12,6 +12,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 from .checks import check_floating, check_finite, report_nonconvergence
+from .bench import machine as _machine
 
 # %% auto #0
 __all__ = ['SOLVERS', 'SolverResult', 'default_tolerances', 'fixed_point', 'anderson', 'get_solver', 'convergence_histories',
@@ -154,15 +155,6 @@ def anderson(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ..
     return _iterate('anderson', f, x0, step, atol, rtol, maxiter, throw)
 
 # %% ../nbs/03_solvers.ipynb #df53c7d4
-def _machine() -> str:
-    "CPU model, torch threads and torch version, for plot captions."
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
-    except OSError: pass
-    return f'{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}'
-
 def _contraction(n:int, c:float, gen:torch.Generator) -> Tensor:
     "Random symmetric n x n float64 matrix with eigenvalues spread over [-c, c], the largest equal to c: norm exactly c."
     U, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 from .checks import check_matrix, check_finite, report_nonconvergence
+from .bench import machine as _machine
 
 # %% auto #0
 __all__ = ['METHODS', 'AUTO_SVD_MAX', 'KRYLOV_DIM', 'SingularTriplet', 'default_rtol', 'default_maxiter', 'singular_triplet',
@@ -333,15 +334,6 @@ def seed_power_iteration(A:Tensor, # (m, n)
     return SpectralNorm.apply(A, s, u, x)
 
 # %% ../nbs/01_spectral.ipynb #b5aa204d
-def _machine() -> str:
-    "CPU model, torch threads and torch version, for plot captions."
-    cpu = 'unknown CPU'
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
-    except OSError: pass
-    return f'{cpu}, torch.get_num_threads()={torch.get_num_threads()}, torch {torch.__version__}'
-
 def _median_time(step, repeats:int) -> tuple:
     "Median wall time of `step()` in seconds (after one warm-up call; one repeat if that took > 0.5 s), and the last result."
     import time

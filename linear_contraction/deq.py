@@ -6,7 +6,7 @@ Docs: https://linear-contraction.github.io/linear_contraction/deq.html.md"""
 
 # %% ../nbs/05_deq.ipynb #0888d978
 from __future__ import annotations
-import json, math, platform, time, warnings
+import json, math, time, warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path

@@ -6,7 +6,7 @@ Docs: https://linear-contraction.github.io/linear_contraction/solvers.html.md"""
 
 # %% ../nbs/03_solvers.ipynb #4f17bce4
 from __future__ import annotations
-import math, platform, time, json
+import math, time, json
 from pathlib import Path
 from typing import Callable, NamedTuple
 import torch

@@ -1,12 +1,13 @@
 # The README's two commands are `make all` (the main job) and `make test` (the full test suite).
-# Both create .venv if it is missing; the bootstrap pins the local CPU wheel of torch (constraints.txt).
+# Both set up what they need on a bare machine through tools/bootstrap.sh: .venv (the local CPU wheel of torch pinned
+# by constraints.txt) and, for the browser test, Debian's chromium and chromium-driver.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: all test export notebooks bench readme site docs venv
+.PHONY: all test export notebooks bench readme site docs venv browser
 
 # The main job: export the package, execute every notebook in a Jupyter kernel (slow benchmark cells included: they
 # call each module's `benchmark`) and write the fresh outputs back, then write README.md and the offline site.
@@ -14,11 +15,11 @@ PY := $(BIN)/python
 all: export notebooks readme site
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml constraints.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install -c constraints.txt -e '.[dev]'
-	@touch $@
+$(VENV)/.installed: pyproject.toml constraints.txt tools/bootstrap.sh
+	PYTHON=$(PYTHON) tools/bootstrap.sh venv
+
+browser:
+	tools/bootstrap.sh browser
 
 export: $(VENV)/.installed
 	$(BIN)/nbdev-export
@@ -41,7 +42,8 @@ site: $(VENV)/.installed
 docs: site
 
 # Fails if nbdev-export, nbdev-clean or the README generator would change a file, then runs every notebook once
-# through nbdev's test_nb and checks every page of the site in headless Chromium (tests/test_site.py).
-test: $(VENV)/.installed
+# through nbdev's test_nb, checks the layout (tests/test_layout.py) and every page of the site in headless Chromium
+# (tests/test_site.py).
+test: $(VENV)/.installed browser
 	$(PY) tools/check_clean.py
 	$(PY) -m pytest tests

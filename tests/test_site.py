@@ -1,7 +1,7 @@
 """The docs site in a real browser: build it from the committed notebook outputs (`tools/docsite.py`), serve it on
 127.0.0.1, drive headless Debian Chromium through selenium + chromedriver, and check every page (one case per notebook).
 
-Chromium is a hard requirement, not an optional extra: `.ci/run` installs it (`apt-get install chromium
+Chromium is a hard requirement, not an optional extra: `make test` installs it (`tools/bootstrap.sh browser`: `apt-get install chromium
 chromium-driver`); without it these tests fail and say so."""
 import functools, http.server, importlib, json, re, shutil, sys, tempfile, threading
 from pathlib import Path
@@ -12,7 +12,8 @@ from nbdev.config import get_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = get_config(ROOT)
-NOTEBOOKS = sorted(p for p in CFG.nbs_path.glob('*.ipynb') if not p.name.startswith('_'))
+NOTEBOOKS = sorted(p for p in CFG.nbs_path.rglob('*.ipynb')
+                   if not any(s.startswith(('_', '.')) for s in p.relative_to(CFG.nbs_path).parts))
 SCREENSHOTS = ROOT/'_screenshots'
 CHROMIUM, CHROMEDRIVER = Path('/usr/bin/chromium'), Path('/usr/bin/chromedriver')
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
@@ -36,7 +37,7 @@ def site():
                                      {'log_message': lambda *a: None}), directory=str(CFG.doc_path))
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    by_nb = {p.nb.name: p for p in pages}
+    by_nb = {p.nb.relative_to(CFG.config_path/'_proc').as_posix(): p for p in pages}
     yield f'http://127.0.0.1:{srv.server_address[1]}/', by_nb
     srv.shutdown()
 
@@ -45,7 +46,7 @@ def browser():
     "Headless Chromium with a fresh profile, its console log recorded."
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing: pytest.fail(f'The browser test needs {" and ".join(missing)}: install them with '
-                            '`apt-get install -y chromium chromium-driver` (.ci/run does it).', pytrace=False)
+                            '`apt-get install -y chromium chromium-driver` (`make test` does it through tools/bootstrap.sh).', pytrace=False)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     profile = tempfile.mkdtemp(prefix='chromium-profile-')
@@ -106,11 +107,12 @@ def _api_names(page_href: str) -> list:
                 out.append((name, link.split('#')[1]))
     return out
 
-@pytest.mark.parametrize('nb', NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=lambda p: p.relative_to(CFG.nbs_path).with_suffix('').as_posix())
 def test_page(nb: Path, site, browser, home_nav):
     base, pages = site
-    page = pages.get(nb.name)
-    assert page is not None, f'{nb.name} was not rendered; pages: {sorted(pages)}'
+    rel = nb.relative_to(CFG.nbs_path).as_posix()
+    page = pages.get(rel)
+    assert page is not None, f'{rel} was not rendered; pages: {sorted(pages)}'
     url = urljoin(base, page.href)
 
     # reachable from the home page's navigation, and the link leads to this page
@@ -167,7 +169,7 @@ def test_page(nb: Path, site, browser, home_nav):
     SCREENSHOTS.mkdir(exist_ok=True)
     h = browser.execute_script('return document.documentElement.scrollHeight')
     browser.set_window_size(1400, min(max(h, 1000), 24000))
-    browser.save_screenshot(str(SCREENSHOTS/f'{nb.stem}.png'))
+    browser.save_screenshot(str(SCREENSHOTS/(rel.replace('/', '__').removesuffix('.ipynb') + '.png')))
     browser.set_window_size(1400, 1000)
 
 def test_quarto_options_applied():

@@ -55,9 +55,17 @@ def process(root: Path = ROOT, file_glob: str = '', n_workers: int = 2) -> Path:
 @dataclass
 class Page:
     nb: Path           # the processed notebook in _proc/
-    href: str          # the page's file name in _docs/ (nbdev's `output-file`, as its doc links expect)
+    href: str          # the page's path in _docs/: the notebook's folder and nbdev's `output-file` (`api/spectral.html`)
     title: str
     description: str
+
+    @property
+    def section(self) -> str: return Path(self.href).parent.as_posix().replace('.', '')  # '' (home), 'api', …
+    @property
+    def up(self) -> str: return '../' * len(Path(self.href).parent.parts)  # from this page back to the site root
+
+# Sections of the navigation, in reading order: reference first, then tutorials, then the benchmarks.
+SECTIONS = {'': '', 'api': 'API', 'tutorials': 'Tutorials', 'bench': 'Benchmarks'}
 
 def _frontmatter(nb: dict) -> dict:
     "The YAML frontmatter nbdev's processors put in the first raw cell."
@@ -88,9 +96,10 @@ def pages(proc: Path) -> list[Page]:
     for rel in _sidebar_order(proc):
         nb = json.loads((proc/rel).read_text())
         fm = _frontmatter(nb)
-        href = fm.get('output-file') or str(Path(rel).with_suffix('.html'))
+        href = (Path(rel).parent/fm['output-file']).as_posix() if fm.get('output-file') else Path(rel).with_suffix('.html').as_posix()
         out.append(Page(proc/rel, href, str(fm.get('title') or Path(rel).stem), str(fm.get('description') or '')))
-    out.sort(key=lambda p: p.href != 'index.html')
+    order = list(SECTIONS)
+    out.sort(key=lambda p: (p.href != 'index.html', order.index(p.section) if p.section in order else len(order)))
     return out
 
 # ---------------------------------------------------------------- Quarto cell options, applied for pandoc
@@ -161,10 +170,16 @@ def pandoc_path() -> str:
     return pypandoc.get_pandoc_path()
 
 def _nav(pages_: list[Page], current: Page, title: str) -> str:
-    items = '\n'.join(
-        f'<li><a href="{p.href}"{" aria-current=page" if p is current else ""}>{html.escape(p.title)}</a></li>'
-        for p in pages_)
-    return (f'<nav id="sidebar" aria-label="Site">\n<a class="site-title" href="index.html">{html.escape(title)}</a>\n'
+    "The sidebar of `current`: every page, grouped by section, linked relative to `current`'s folder."
+    here, items, section = Path(current.href).parent, [], None
+    for p in pages_:
+        if p.section != section:
+            section = p.section
+            if SECTIONS.get(section, section): items.append(f'<li class="section">{html.escape(SECTIONS.get(section, section))}</li>')
+        href = os.path.relpath(p.href, here)
+        items.append(f'<li><a href="{href}"{" aria-current=page" if p is current else ""}>{html.escape(p.title)}</a></li>')
+    items = '\n'.join(items)
+    return (f'<nav id="sidebar" aria-label="Site">\n<a class="site-title" href="{current.up}index.html">{html.escape(title)}</a>\n'
             f'<ul>\n{items}\n</ul>\n</nav>\n')
 
 def render(proc: Path, out: Path, title: str, doc_url: str = '') -> list[Page]:
@@ -182,7 +197,7 @@ def render(proc: Path, out: Path, title: str, doc_url: str = '') -> list[Page]:
         tmp = Path(tmp)
         (tmp/'links.json').write_text(json.dumps({'prefix': doc_url.rstrip('/') + '/' if doc_url else '', 'nbs': links}))
         for p in pages_:
-            stem = Path(p.href).stem
+            stem = Path(p.href).with_suffix('').as_posix().replace('/', '__')
             src = tmp/f'{stem}.ipynb'
             src.write_text(json.dumps(for_pandoc(json.loads(p.nb.read_text()))))
             (tmp/f'{stem}.nav.html').write_text(_nav(pages_, p, title))
@@ -191,12 +206,13 @@ def render(proc: Path, out: Path, title: str, doc_url: str = '') -> list[Page]:
             (tmp/f'{stem}.yml').write_text(''.join(f'{k}: {json.dumps(v)}\n' for k, v in meta.items() if v))
             cmd = [pandoc_path(), str(src), '--from', 'ipynb+link_attributes', '--to', 'html5', '--standalone', '--mathml',
                    '--syntax-highlighting=pygments', '--toc', '--toc-depth=3', '--ipynb-output=best',
-                   '--template', str(HERE/'site_template.html'), '--css', 'site.css',
+                   '--template', str(HERE/'site_template.html'), '--css', f'{p.up}site.css',
                    '--include-before-body', str(tmp/f'{stem}.nav.html'),
                    '--lua-filter', str(HERE/'site.lua'), '--metadata', f'links_file={tmp/"links.json"}',
-                   '--extract-media', f'{stem}_files',
-                   '--metadata-file', str(tmp/f'{stem}.yml'), '--output', p.href]
-            r = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
+                   '--metadata', f'page_up={p.up}', '--extract-media', f'{Path(p.href).stem}_files',
+                   '--metadata-file', str(tmp/f'{stem}.yml'), '--output', Path(p.href).name]
+            (out/p.href).parent.mkdir(parents=True, exist_ok=True)
+            r = subprocess.run(cmd, cwd=(out/p.href).parent, capture_output=True, text=True)
             if r.returncode: raise RuntimeError(f'pandoc failed on {p.nb.name}:\n{r.stderr}')
             if r.stderr.strip(): print(f'pandoc on {p.nb.name}: {r.stderr.strip()}', file=sys.stderr)
     return pages_

@@ -8,6 +8,10 @@ Progress: one bar per notebook over its cells; what a cell's own tqdm bar last w
 beside it. A failing cell stops the run, naming the notebook and the cell, with its source and traceback; notebooks
 finished before it keep their fresh outputs, the failing one keeps its old ones. Each written notebook is cleaned with
 `nbdev-clean` so that it is ready to commit.
+
+Stored outputs stay small and clean: progress bars (tqdm writes them to stderr, with carriage returns) are shown live
+here and dropped from the notebook, and PNG figures are stored as 8-bit palette images (plots have few colours; this
+cuts their size several-fold without visible change).
 """
 from __future__ import annotations
 import argparse, os, re, subprocess, sys, time
@@ -30,6 +34,37 @@ class _Client(NotebookClient):
             last = [s.strip() for s in re.split(r'[\r\n]', c.get('text', '')) if s.strip()]
             if last: self.bar.set_postfix_str(last[-1][-70:], refresh=True)
         return super().output(outs, msg, display_id, cell_index)
+
+# A tqdm bar as it prints itself: `desc: 40%|####   | 4/10 [00:01<00:02, 2.9it/s]` (or `?it/s`, `s/it`).
+_BAR = re.compile(r'(^|: )\s*\d+%\|.*\|\s*\d+/\d+|\d+it \[\d|\[\d+:\d+(<|\]|, )')
+
+def clean_stream(text: str) -> str:
+    "Stderr as a terminal would leave it (text after the last carriage return of each line), progress-bar lines removed."
+    lines = (next((s for s in reversed(l.split('\r')) if s.strip()), '') for l in text.split('\n'))
+    return '\n'.join(l for l in lines if not _BAR.search(l))
+
+def shrink_png(b64: str) -> str:
+    "A base64 PNG as an 8-bit palette PNG (kept as it was if that is not smaller)."
+    import base64, io
+    from PIL import Image
+    raw = base64.b64decode(b64)
+    img = Image.open(io.BytesIO(raw))
+    if img.mode == 'P': return b64
+    buf = io.BytesIO()
+    img.convert('RGB').quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buf, 'PNG', optimize=True)
+    return base64.b64encode(buf.getvalue()).decode() if buf.tell() < len(raw) else b64
+
+def tidy(nb) -> None:
+    "Drop progress bars and empty stderr from `nb`'s outputs, and store its PNGs as palette images."
+    for c in nb.cells:
+        outs = []
+        for o in c.get('outputs', []):
+            if o.get('output_type') == 'stream' and o.get('name') == 'stderr':
+                o['text'] = clean_stream(o['text'])
+                if not o['text'].strip(): continue
+            if 'image/png' in o.get('data', {}): o['data']['image/png'] = shrink_png(o['data']['image/png'])
+            outs.append(o)
+        if c.cell_type == 'code': c.outputs = outs
 
 def _cell_label(nb, i: int) -> str:
     "`cell 12 (code cell 7)` and the cell's first source lines, for error messages."
@@ -54,6 +89,7 @@ def run(path: Path, timeout: int, kernel: str | None = None) -> float:
         except CellExecutionError as e:
             client.bar.close()
             raise SystemExit(f'\nFAILED: {path.relative_to(ROOT)}, {_cell_label(nb, state["cell"])}\n{e}') from None
+    tidy(nb)
     nbformat.write(nb, path)
     subprocess.run([str(Path(sys.executable).parent/'nbdev-clean'), '--fname', str(path)], check=True)
     return time.perf_counter() - t0
@@ -65,13 +101,14 @@ def main(argv=None) -> int:
     ap.add_argument('notebooks', nargs='*', type=Path, help='notebooks to run (default: all in nbs/)')
     ap.add_argument('--timeout', type=int, default=3600, help='seconds one cell may run (default 3600)')
     a = ap.parse_args(argv)
-    nbs = [p.resolve() for p in a.notebooks] or sorted(p for p in cfg.nbs_path.glob('*.ipynb') if not p.name.startswith('_'))
+    nbs = [p.resolve() for p in a.notebooks] or sorted(
+        p for p in cfg.nbs_path.rglob('*.ipynb') if not any(s.startswith(('_', '.')) for s in p.relative_to(cfg.nbs_path).parts))
     # The kernel imports this checkout's package, not another editable install sharing the venv.
     os.environ['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else []))
     total = time.perf_counter()
     for p in nbs:
         secs = run(p, a.timeout)
-        print(f'{p.name}: executed in {secs:.1f}s, outputs written', file=sys.stderr)
+        print(f'{p.relative_to(cfg.nbs_path)}: executed in {secs:.1f}s, outputs written', file=sys.stderr)
     print(f'executed {len(nbs)} notebooks in {time.perf_counter() - total:.0f}s', file=sys.stderr)
     return 0
 

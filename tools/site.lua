@@ -6,7 +6,7 @@
 --   `benchmark` both get the id `benchmark`. The API reference keeps it (nbdev's doc links point there); the section
 --   gets `benchmark-section`.
 -- * Markdown cells are unwrapped from their cell Divs so that their headings make sections and the table of contents.
-local prefix, nbs = '', {}
+local prefix, nbs, up = '', {}, ''
 
 local function read_links(meta)
   local f = meta.links_file and io.open(pandoc.utils.stringify(meta.links_file))
@@ -15,15 +15,19 @@ local function read_links(meta)
     f:close()
     prefix, nbs = data.prefix or '', data.nbs or {}
   end
-  meta.links_file = nil
+  up = meta.page_up and pandoc.utils.stringify(meta.page_up) or ''
+  meta.links_file, meta.page_up = nil, nil
   return meta
 end
 
+-- Targets relative to the site root (nbdev's doc links, notebook paths) are made relative to the page's folder.
 local function fix(target)
-  if prefix ~= '' and target:sub(1, #prefix) == prefix then target = target:sub(#prefix + 1) end
+  local rooted = false
+  if prefix ~= '' and target:sub(1, #prefix) == prefix then target = target:sub(#prefix + 1); rooted = true end
   local file, anchor = target:match('^([^:#?]+%.ipynb)(#?.*)$')
-  if file and nbs[file:gsub('^%./', '')] then target = nbs[file:gsub('^%./', '')] .. anchor end
-  if target == '' then target = 'index.html' end
+  if file and nbs[file:gsub('^%./', '')] then target = nbs[file:gsub('^%./', '')] .. anchor; rooted = true end
+  if rooted and target == '' then target = 'index.html' end
+  if rooted and target:sub(1, 1) ~= '#' then target = up .. target end
   return target
 end
 

@@ -104,6 +104,7 @@ def main(argv=None) -> int:
     nbs = [p.resolve() for p in a.notebooks] or sorted(
         p for p in cfg.nbs_path.rglob('*.ipynb') if not any(s.startswith(('_', '.')) for s in p.relative_to(cfg.nbs_path).parts))
     # The kernel imports this checkout's package, not another editable install sharing the venv.
+    os.environ.setdefault('TORCH_LOGS', '-dynamo')  # Dynamo's graph-break warnings (with machine paths) stay out of outputs
     os.environ['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else []))
     total = time.perf_counter()
     for p in nbs:

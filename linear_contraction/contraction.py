@@ -6,13 +6,16 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/contraction.ht
 
 # %% ../nbs/api/04_contraction.ipynb #cf0e988f
 from __future__ import annotations
-import math
+import itertools, math, warnings, weakref
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn, Tensor
 import torch.nn.functional as F
+import torch.autograd.forward_ad as _fw_ad
 from torch.nn.utils import parametrize
-from .checks import check_finite
-from .certify import certified_spectral_bound, U64
+from .checks import check_finite, ConvergenceWarning
+from .certify import certified_spectral_bound, shift_certificate, U64
+from .spectral import singular_triplet
 
 # %% auto #0
 __all__ = ['MODES', 'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions']
@@ -27,84 +30,197 @@ def _check_c(c) -> float:
     return float(c)
 
 # %% ../nbs/api/04_contraction.ipynb #e15194e0
+class _Certifier:
+    "The eager state of one constraint: warm singular vectors, the last certified weight, and how each refresh went."
+    def __init__(self, c:float, clip:bool, rtol:float, name:str='weight'):
+        self.c, self.clip, self.rtol, self.name = c, clip, rtol, name
+        self.key = None      # (storage pointer, version, dtype, device, shape) of the weight last certified
+        self.seen = None     # a copy of that weight: catches writes through `.data` in training forwards
+        self.anchor = None   # (W_a in float64, β_a): the last weight proven by a factorisation, and its proven bound
+        self.v64 = None      # warm start: the top right singular vector, float64
+        self.out = None      # (coef, u, v) in the weight's dtype; coef = (scale, active)
+        self.w_eff = None    # the effective weight of the last eval-style forward
+        self.sigma = 0.0     # σ̂ of the weight last certified (float64 Lanczos estimate)
+        self.bound = 0.0     # a proven upper bound on σ_max of that weight
+        self.routes = dict(cached=0, weyl=0, cholesky=0, fallback=0)
+
+    def refresh(self, W:Tensor, # (m, n) the weight (any floating dtype and device)
+                check_data:bool=False, # also compare the values with the last weight (writes through `.data`)
+                force:bool=False, # certify even if nothing changed
+               ) -> tuple[Tensor, Tensor, Tensor]: # coef (2,) = (scale, active), u (m,), v (n,)
+        "Return the scale of `W` and the singular vectors of its gradient, certifying `W` afresh only if it changed."
+        key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
+        if not force and key == self.key and (not check_data or torch.equal(W, self.seen)):
+            self.routes['cached'] += 1
+            return self.out
+        W = W.detach()
+        check_finite(W, self.name)
+        W64 = W.to(torch.float64, copy=True)
+        m, n = W64.shape
+        weyl = math.inf
+        a = self.anchor
+        if a is not None and a[0].shape == W64.shape and a[0].device == W64.device:
+            d = float(torch.linalg.vector_norm(W64 - a[0]))*(1 + (m*n + 4)*U64)  # ≥ ‖W − W_a‖_F ≥ ‖W − W_a‖₂
+            weyl = (a[1] + d)*(1 + 4*U64)  # Weyl: σ_max(W) ≤ σ_max(W_a) + ‖W − W_a‖₂ ≤ β_a + d
+        if self.clip and weyl <= self.c:  # well inside the ball: proven without any estimate, W_eff = W
+            self._set(W, key, 1.0, 0.0, None, None, weyl, 'weyl')
+            return self.out
+        sigma, u64, v64 = self._estimate(W64)
+        beta = sigma*(1 + self.rtol)  # the forward's map is W·c/β (normalise; clip when β > c): smooth in W
+        if weyl <= beta: bound, route = weyl, 'weyl'
+        else:
+            bound = self._cholesky(W64, sigma*(1 + self.rtol/2))  # proves σ_max ≤ σ̂(1 + rtol/2)(1 + O(n²u)) ≤ β
+            route = 'cholesky'
+            if bound > beta:  # σ̂ was not the top singular value (a stale start): the general certificate
+                r = certified_spectral_bound(W64, rtol=self.rtol/10)
+                bound, route = r.upper, 'fallback'
+                sigma, u64, v64 = self._estimate(W64, r.v if m >= n else None, fresh=True)
+                beta = max(sigma*(1 + self.rtol), bound)
+            self.anchor = (W64, bound)
+        if beta == 0.0: scale, active = 1.0, 0.0
+        elif self.clip: scale, active = (self.c/beta, 1.0) if beta > self.c else (1.0, 0.0)
+        else: scale, active = self.c/beta, 1.0
+        self.v64 = v64
+        self._set(W, key, scale, active, u64, v64, bound, route, sigma)
+        return self.out
+
+    def _estimate(self, W64:Tensor, v0:Tensor|None=None, fresh:bool=False) -> tuple[float, Tensor, Tensor]:
+        "σ̂, u, v of the float64 weight by warm-started Lanczos, accurate enough that the gradient is exact to ~1e-10."
+        v0 = v0 if v0 is not None else (self.v64 if self.v64 is not None and self.v64.shape == W64.shape[1:] and not fresh else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', ConvergenceWarning)  # an inaccurate σ̂ only makes the certificate fail
+            t = singular_triplet(W64, method='lanczos', rtol=1e-11, v0=v0)
+        return float(t.sigma), t.u, t.v
+
+    def _cholesky(self, W64:Tensor, # (m, n)
+                  s:float, # the bound to prove: σ_max(W) ≤ s (up to the certificate's rounding margin)
+                 ) -> float:
+        "A proven upper bound ≈ s on σ_max(W64) from one Gram product and one Cholesky factorisation (inf if it fails)."
+        A = W64 if W64.shape[0] >= W64.shape[1] else W64.mT  # the Gram matrix of the smaller side
+        amax = float(A.abs().max()) if A.numel() else 0.0
+        if amax == 0.0: return 0.0
+        e = math.frexp(amax)[1]
+        A = torch.ldexp(A, torch.tensor(-e, device=A.device))  # exact scaling by a power of two
+        ok, b2 = shift_certificate(A, A.mT @ A, (s*2.0**-e)**2)
+        return math.sqrt(b2)*2.0**e*(1 + 4*U64) if ok else math.inf
+
+    def _set(self, W, key, scale, active, u64, v64, bound, route, sigma=None):
+        m, n = W.shape
+        kw = dict(dtype=W.dtype, device=W.device)
+        coef = torch.tensor([scale, active], **kw)
+        if u64 is None:  # the gradient term is inactive; keep the last vectors (or any unit vectors)
+            u, v = (self.out[1], self.out[2]) if self.out is not None and self.out[1].shape == (m,) and self.out[1].dtype == W.dtype \
+                   and self.out[1].device == W.device else (torch.zeros(m, **kw), torch.zeros(n, **kw))
+        else: u, v = u64.to(**kw), v64.to(**kw)
+        self.out, self.key, self.seen, self.w_eff = (coef, u, v), key, W.clone(), None
+        self.bound = bound
+        if sigma is not None: self.sigma = sigma
+        self.routes[route] += 1
+
+# %% ../nbs/api/04_contraction.ipynb #a7bab710
+_BY_PARAM: dict[int, list] = {}  # id(parameter) -> weak references to the certifiers of the constraints on it
+
+def _track(cert:_Certifier, W:Tensor) -> None:
+    "Remember that `cert` constrains parameter `W`, for the optimizer hook."
+    refs = [r for r in _BY_PARAM.get(id(W), []) if r() is not None and r() is not cert]
+    _BY_PARAM[id(W)] = refs + [weakref.ref(cert)]
+
+def _after_optimizer_step(optimizer, args, kwargs) -> None:
+    "Global optimizer post-step hook: mark the constraints on the parameters it updated as stale."
+    for group in optimizer.param_groups:
+        for p in group['params']:
+            for r in _BY_PARAM.get(id(p), ()):
+                cert = r()
+                if cert is not None: cert.key = None
+
+_STEP_HOOK = register_optimizer_step_post_hook(_after_optimizer_step)
+
+# %% ../nbs/api/04_contraction.ipynb #59a38f3d
+_REGISTRY: dict[int, _Certifier] = {}  # token -> certifier: how a compiled or exported graph finds a layer's state
+_TOKENS = itertools.count(1)
+
+@torch.library.custom_op('linear_contraction::certify', mutates_args=())
+def _certify(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:bool) -> tuple[Tensor, Tensor, Tensor]:
+    "The refresh as an operator: opaque to Dynamo and export, it runs at every call of a compiled or exported forward."
+    cert = _REGISTRY.get(token)
+    if cert is None or (cert.c, cert.rtol, cert.clip) != (c, rtol, clip):  # e.g. an exported program in a new process
+        cert = _REGISTRY[token] = _Certifier(c, clip, rtol)
+    coef, u, v = cert.refresh(W, check_data)
+    return coef.clone(), u.clone(), v.clone()
+
+@_certify.register_fake
+def _(W, token, c, rtol, clip, check_data):
+    return W.new_empty(2), W.new_empty(W.shape[0]), W.new_empty(W.shape[1])
+
+# %% ../nbs/api/04_contraction.ipynb #cc83bb3a
 class _Contraction(nn.Module):
-    "W ↦ W·scale with σ_max(W·scale) ≤ c, the scale certified in eager mode and stored in buffers."
+    "W ↦ W·scale with σ_max(W·scale) ≤ c, certified whenever W changed, in eager, compiled and exported forwards."
     def __init__(self,
-                 weight:Tensor, # (m, n) the weight to constrain, used for shapes, dtype and the first certificate
+                 weight:Tensor, # (m, n) the weight to constrain: shapes, dtype and the first certificate
                  c:float=1.0, # the bound on σ_max of the effective weight
-                 mode:str='clip', # 'clip': W·min(1, c/σ); 'normalise': W·c/σ
-                 rtol:float=5e-5, # tightness: the scale uses an upper bound β ≤ σ_max(W)·(1 + rtol)
+                 mode:str='clip', # 'clip': W·min(1, c/β); 'normalise': W·c/β, with β = σ̂·(1 + rtol)
+                 rtol:float=5e-5, # tightness: σ_max(W_eff) ≥ c/(1 + rtol) whenever the scale is active
                  name:str='weight', # owner and parameter name for error messages
                 ):
         super().__init__()
         self.c = _check_c(c)
         if mode not in MODES: raise ValueError(f"Expected mode to be one of {MODES}, but got mode={mode!r}.")
-        if not (0 < rtol < 1e-2): raise ValueError(f'Expected 0 < rtol < 1e-2, but got rtol={rtol!r}.')
+        if not (1e-12 < rtol < 1e-2): raise ValueError(f'Expected 1e-12 < rtol < 1e-2, but got rtol={rtol!r}.')
         if weight.ndim != 2: raise ValueError(f'Expected {name} to be a matrix (2-D), but got shape {tuple(weight.shape)}.')
-        self.mode, self.rtol, self.name = mode, float(rtol), name
-        self.clip = mode == 'clip'
+        self.mode, self.rtol, self.name, self.clip = mode, float(rtol), name, mode == 'clip'
+        self.c_beta = self.c/(1 + self.rtol)  # W_eff = W·c_beta/σ when active
         m, n = weight.shape
         kw = dict(dtype=weight.dtype, device=weight.device)
-        self.register_buffer('_u', torch.zeros(m, **kw))  # left singular vector estimate (for the gradient)
-        self.register_buffer('_v', torch.zeros(n, **kw))  # right singular vector estimate (warm start)
+        self.register_buffer('_u', torch.zeros(m, **kw))  # the last eager certificate: left singular vector
+        self.register_buffer('_v', torch.zeros(n, **kw))  # right singular vector
         self.register_buffer('_scale', torch.ones((), **kw))  # min(1, c/β) or c/β
-        self.register_buffer('_active', torch.zeros((), **kw))  # 1 where the scale depends on W (its gradient counts)
-        self.register_buffer('_beta', torch.zeros((), dtype=torch.float64, device=weight.device))  # the certified bound
-        self._key, self._anchor, self._w_eff, self._w_seen, self.n_cert, self.n_weyl = None, None, None, None, 0, 0
+        self.register_buffer('_active', torch.zeros((), **kw))  # 1 where the scale depends on W
+        self.register_buffer('_beta', torch.zeros((), dtype=torch.float64, device=weight.device))  # proven bound on σ_max(W)
+        self._register()
+        self._pid = None  # id of the parameter last refreshed (tracked for the optimizer hook)
         with torch.no_grad(): self.refresh(weight)
+
+    def _register(self):
+        "A fresh token and certifier (at construction, and for copies: deepcopy and pickle go through __setstate__)."
+        self._token = next(_TOKENS)
+        self.cert = _REGISTRY[self._token] = _Certifier(self.c, self.clip, self.rtol, self.name)
+        weakref.finalize(self, _REGISTRY.pop, self._token, None)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        old = self.cert
+        self._register()
+        self.cert.v64, self._pid = old.v64, None
 
     @torch.jit.unused
     def refresh(self, W:Tensor, # (m, n) the current weight
                 force:bool=False, # certify afresh even if the weight did not change
-               ) -> None:
-        "Certify `W` (eager only): skipped when the version counter, storage, dtype and device are unchanged."
-        key = (id(W), W._version, W.data_ptr(), W.dtype, W.device)
-        if key == self._key and not force:
-            # in-place writes through `W.data` do not bump the version counter: where a gradient is being recorded
-            # (training), one O(mn) comparison with the last certified weight catches them too
-            if not (torch.is_grad_enabled() and W.requires_grad) or torch.equal(W.detach(), self._w_seen): return
-        check_finite(W.detach(), self.name)
-        W64 = W.detach().to(torch.float64)
-        beta = None
-        v64 = self._v.to(torch.float64)
-        lower = float((W64 @ v64).norm()) if float(v64.norm()) > 0 else 0.0  # ≈ lower bound of σ_max(W) (v unit)
-        a = self._anchor
-        if not force and a is not None and a[0].shape == W64.shape and a[0].device == W64.device:
-            d = float((W64 - a[0]).norm())*(1 + (W64.numel() + 4)*U64)  # ≥ ‖W − W_a‖_F ≥ ‖W − W_a‖₂
-            b = (a[1] + d)*(1 + 4*U64)  # Weyl: σ_max(W) ≤ σ_max(W_a) + ‖W − W_a‖₂ ≤ β_a + d
-            if (self.clip and b <= self.c) or b <= lower*(1 + self.rtol): beta = b; self.n_weyl += 1
-        if beta is None:
-            r = certified_spectral_bound(W64, rtol=self.rtol/10, v0=v64 if W64.shape[0] >= W64.shape[1] else None)
-            beta = r.upper
-            self.n_cert += 1
-            if W64.shape[0] >= W64.shape[1]: v64 = r.v
-            else:  # the certificate worked on Wᵀ: recover v from u
-                v64 = W64.mT @ r.v
-                v64 = v64/v64.norm() if float(v64.norm()) > 0 else v64
-            self._anchor = (W64.clone(), beta)
-        Wv = W64 @ v64
-        nWv = float(Wv.norm())
-        u64 = Wv/nWv if nWv > 0 else Wv
-        if beta == 0.0: scale, active = 1.0, 0.0
-        elif self.clip: scale, active = min(1.0, self.c/beta), float(beta > self.c)
-        else: scale, active = self.c/beta, 1.0
-        with torch.no_grad():
-            self._u.copy_(u64); self._v.copy_(v64); self._beta.fill_(beta)
-            self._scale.fill_(scale); self._active.fill_(active)
-        self._w_eff, self._w_seen = None, W.detach().clone()
-        self._key = key
+                check_data:bool=False, # compare values too (catches writes through `.data`)
+               ) -> tuple[Tensor, Tensor, Tensor]:
+        "Certify `W` if it changed (eagerly) and mirror the result in the buffers; returns (coef, u, v)."
+        if id(W) != self._pid: _track(self.cert, W); self._pid = id(W)
+        n_before = sum(self.cert.routes.values()) - self.cert.routes['cached']
+        out = self.cert.refresh(W, check_data, force)
+        if sum(self.cert.routes.values()) - self.cert.routes['cached'] != n_before:
+            with torch.no_grad():
+                self._u.copy_(out[1]); self._v.copy_(out[2]); self._scale.copy_(out[0][0]); self._active.copy_(out[0][1])
+                self._beta.fill_(self.cert.bound)
+        return out
 
     def forward(self, W:Tensor, # (m, n) the weight
                ) -> Tensor: # (m, n) the effective weight W·scale
-        if not torch.jit.is_scripting():
-            if not torch.compiler.is_compiling():
-                self.refresh(W)
-                if not (torch.is_grad_enabled() and W.requires_grad):  # eval-style forward: reuse the effective weight
-                    if self._w_eff is None: self._w_eff = (W*self._scale).detach()
-                    return self._w_eff
-        sig = torch.dot(self._u, torch.mv(W, self._v))  # σ̂ = uᵀWv: differentiable, d σ̂/dW = u vᵀ
-        g = self.c/torch.where(self._active > 0, sig, torch.ones_like(sig))
-        return W*(self._scale + self._active*(g - g.detach()))  # value: W·scale exactly; gradient: of W·c/σ when active
+        train = torch.is_grad_enabled() and W.requires_grad
+        if torch.compiler.is_compiling() or torch.jit.is_scripting():
+            coef, u, v = torch.ops.linear_contraction.certify(W.detach(), self._token, self.c, self.rtol, self.clip, train)
+        else:
+            coef, u, v = self.refresh(W, check_data=train)
+            if not train and _fw_ad._current_level < 0:  # eval-style forward (no forward-mode AD): reuse W_eff
+                if self.cert.w_eff is None: self.cert.w_eff = W*coef[0]
+                return self.cert.w_eff
+        scale, active = coef[0], coef[1]
+        sig = torch.dot(u, torch.mv(W, v))  # = σ(W) to rounding; its derivative is u vᵀ
+        g = self.c_beta/torch.where(active > 0, sig, torch.ones_like(sig))
+        return W*(scale + active*(g - g.detach()))  # value: W·scale exactly; derivative: that of W·c/((1 + rtol)σ(W))
 
     def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, rtol={self.rtol:g}'
 
@@ -171,12 +287,12 @@ def remove_contraction(module:nn.Module, # a module constrained by `contraction`
 
 def refresh_contractions(model:nn.Module, # a model holding `LinearContraction` layers or `contraction` parametrizations
                         ) -> int:
-    "Re-certify every contraction in `model` (needed after optimizer steps when the forward is compiled or scripted)."
+    "Check every contraction in `model` against its weight's values and re-certify what changed; returns how many were checked."
     k = 0
     for mod in model.modules():
-        if isinstance(mod, LinearContraction): mod.constraint.refresh(mod.weight); k += 1
+        if isinstance(mod, LinearContraction): mod.constraint.refresh(mod.weight, check_data=True); k += 1
         elif parametrize.is_parametrized(mod):
             for pname, plist in mod.parametrizations.items():
                 for p in plist:
-                    if isinstance(p, _Contraction): p.refresh(plist.original); k += 1
+                    if isinstance(p, _Contraction): p.refresh(plist.original, check_data=True); k += 1
     return k

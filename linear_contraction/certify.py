@@ -37,7 +37,7 @@ def shift_certificate(A:Tensor, # (m, n) float64, entries of modest size (scale 
     d = M.diagonal()
     g = _gamma(n + 1)
     margin = (g/(1 - g)*float(d.sum()) + 2*U64*float(d.abs().max())
-              + _gamma(m)*float(A.square().sum()) + (n + 1)**2*2.0**-1000)
+              + _gamma(m)*float(torch.linalg.vector_norm(A))**2 + (n + 1)**2*2.0**-1000)
     return True, (s + 2*margin)*(1 + 8*U64)
 
 # %% ../nbs/api/03_certify.ipynb #889a7693

@@ -30,6 +30,34 @@ def _check_c(c) -> float:
     return float(c)
 
 # %% ../nbs/api/04_contraction.ipynb #e15194e0
+def _block_top(op, # X (n, k) -> G X: a symmetric positive semidefinite operator
+               V:Tensor, # (n, b) warm block: the previous step's top Ritz vectors
+               tol:float, # stop when ‖G v − λ v‖ ≤ tol·λ for the top Ritz pair
+               tol_value:float=0.0, # or when the top Ritz value is this accurate (relative; an estimate, see below)
+               depth:int=3, # block Krylov powers per restart: the basis is [V, GV, …, G^depth V]
+               restarts:int=8, # restarts at most
+              ) -> tuple[float, Tensor, Tensor, float]:
+    "Top eigenpair of G by restarted block Krylov with Rayleigh–Ritz: (λ, v, the next warm block, relative residual)."
+    n, b = V.shape
+    for _ in range(restarts):
+        blocks, X = [V], V
+        for _ in range(depth):
+            if b*len(blocks) >= n: break
+            X = op(X); X = X/torch.linalg.vector_norm(X, dim=0).clamp_min(1e-300)
+            blocks.append(X)
+        Q = torch.linalg.qr(torch.cat(blocks, 1))[0]
+        GQ = op(Q)
+        lams, Y = torch.linalg.eigh(Q.mT @ GQ)
+        Yb = Y[:, -b:]
+        V, lam = Q @ Yb, float(lams[-1])  # V[:, -1] is the top Ritz vector
+        res = float(torch.linalg.vector_norm(GQ @ Yb[:, -1] - lam*V[:, -1]))
+        if lam <= 0 or res <= tol*lam: break
+        # the Ritz value's error is about res²/gap (Kato–Temple, with the next Ritz value for the gap): accurate enough
+        # for the certificate, which alone proves anything
+        gap = lam - float(lams[-2]) if lams.numel() > 1 else lam
+        if res*res <= tol_value*lam*max(gap, 1e-300): break
+    return max(lam, 0.0), V[:, -1], V, (res/lam if lam > 0 else 0.0)
+
 class _Certifier:
     "The eager state of one constraint: warm singular vectors, the last certified weight, and how each refresh went."
     def __init__(self, c:float, clip:bool, rtol:float, name:str='weight'):
@@ -37,84 +65,98 @@ class _Certifier:
         self.key = None      # (storage pointer, version, dtype, device, shape) of the weight last certified
         self.seen = None     # a copy of that weight: catches writes through `.data` in training forwards
         self.anchor = None   # (W_a in float64, β_a): the last weight proven by a factorisation, and its proven bound
-        self.v64 = None      # warm start: the top right singular vector, float64
-        self.out = None      # (coef, u, v) in the weight's dtype; coef = (scale, active)
+        self.V64 = None      # warm start: the top Ritz vectors of the Gram matrix of W's smaller side, float64 (n, b)
+        self.out = None      # (coef, u, v) in the weight's dtype; coef = (scale, active, σ̂)
         self.w_eff = None    # the effective weight of the last eval-style forward
-        self.sigma = 0.0     # σ̂ of the weight last certified (float64 Lanczos estimate)
+        self.sigma = 0.0     # σ̂ of the weight last certified
         self.bound = 0.0     # a proven upper bound on σ_max of that weight
-        self.routes = dict(cached=0, weyl=0, cholesky=0, fallback=0)
+        self.routes = dict(cached=0, weyl=0, cholesky=0, retry=0, fallback=0)
 
     def refresh(self, W:Tensor, # (m, n) the weight (any floating dtype and device)
                 check_data:bool=False, # also compare the values with the last weight (writes through `.data`)
                 force:bool=False, # certify even if nothing changed
-               ) -> tuple[Tensor, Tensor, Tensor]: # coef (2,) = (scale, active), u (m,), v (n,)
+               ) -> tuple[Tensor, Tensor, Tensor]: # coef (3,) = (scale, active, σ̂), u (m,), v (n,)
         "Return the scale of `W` and the singular vectors of its gradient, certifying `W` afresh only if it changed."
         key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
         if not force and key == self.key and (not check_data or torch.equal(W, self.seen)):
             self.routes['cached'] += 1
             return self.out
         W = W.detach()
-        check_finite(W, self.name)
         W64 = W.to(torch.float64, copy=True)
         m, n = W64.shape
+        A = W64 if m >= n else W64.mT  # work with the Gram matrix of the smaller side
+        amax = float(A.abs().max()) if A.numel() else 0.0
+        if not math.isfinite(amax): check_finite(W, self.name)  # raises, naming the NaN/Inf entries
         weyl = math.inf
         a = self.anchor
         if a is not None and a[0].shape == W64.shape and a[0].device == W64.device:
             d = float(torch.linalg.vector_norm(W64 - a[0]))*(1 + (m*n + 4)*U64)  # ≥ ‖W − W_a‖_F ≥ ‖W − W_a‖₂
             weyl = (a[1] + d)*(1 + 4*U64)  # Weyl: σ_max(W) ≤ σ_max(W_a) + ‖W − W_a‖₂ ≤ β_a + d
-        if self.clip and weyl <= self.c:  # well inside the ball: proven without any estimate, W_eff = W
-            self._set(W, key, 1.0, 0.0, None, None, weyl, 'weyl')
+        if amax == 0.0 or (self.clip and weyl <= self.c):  # zero, or well inside the ball: W_eff = W, no estimate needed
+            self._set(W, key, 1.0, 0.0, 0.0, None, None, 0.0 if amax == 0.0 else weyl, 'weyl')
             return self.out
-        sigma, u64, v64 = self._estimate(W64)
+        e = math.frexp(amax)[1]
+        As = A*2.0**-e  # exact scaling by a power of two: entries below 1, no overflow in AᵀA
+        near = weyl <= (1 + 1.5*self.rtol)*a[1] if a is not None else False  # Weyl may settle it: skip the Gram matrix
+        G = None if near else As.mT @ As
+        op = (lambda X: As.mT @ (As @ X)) if near else (lambda X: G @ X)
+        V0 = self.V64 if self.V64 is not None and self.V64.shape[0] == A.shape[1] else self._start(As)
+        # float64: vectors exact to ~1e-10 (the derivative is then exact); float32: σ̂ as accurate as the proof needs
+        tol, tol_value = (1e-10, 0.0) if W.dtype == torch.float64 else (1e-6, self.rtol/8)
+        lam, v, self.V64, _ = _block_top(op, V0, tol, tol_value, restarts=8 if W.dtype == torch.float64 else 1)
+        sigma = math.sqrt(lam)*2.0**e
         beta = sigma*(1 + self.rtol)  # the forward's map is W·c/β (normalise; clip when β > c): smooth in W
         if weyl <= beta: bound, route = weyl, 'weyl'
         else:
-            bound = self._cholesky(W64, sigma*(1 + self.rtol/2))  # proves σ_max ≤ σ̂(1 + rtol/2)(1 + O(n²u)) ≤ β
+            if G is None: G = As.mT @ As
+            ok, b2 = shift_certificate(As, G, lam*(1 + self.rtol/2)**2)  # prove σ_max ≤ σ̂(1 + rtol/2)(1 + O(n²u)) ≤ β
             route = 'cholesky'
-            if bound > beta:  # σ̂ was not the top singular value (a stale start): the general certificate
-                r = certified_spectral_bound(W64, rtol=self.rtol/10)
+            if not ok:  # σ̂ a little low (the top of a tight cluster not yet resolved): a wider shift, still tight
+                beta = sigma*(1 + 2*self.rtol)  # σ(W_eff) ≥ c/(1 + 2·rtol) ≥ (1 − 10⁻⁴)c for rtol ≤ 5·10⁻⁵
+                ok, b2 = shift_certificate(As, G, lam*(1 + 1.8*self.rtol)**2)
+                route = 'retry'
+            if not ok:  # σ̂ too low (singular values crossed): iterate on, with a larger block
+                V0 = torch.cat([self.V64, self._start(As, 8)], 1)
+                lam, v, V, _ = _block_top(lambda X: G @ X, V0, tol, tol_value, restarts=40)
+                self.V64 = V[:, -8:]
+                sigma = math.sqrt(lam)*2.0**e
+                beta = sigma*(1 + self.rtol)
+                ok, b2 = shift_certificate(As, G, lam*(1 + self.rtol/2)**2)
+            bound = math.sqrt(b2)*2.0**e*(1 + 4*U64) if ok else math.inf
+            if bound > beta:  # still not: the general certificate decides (never seen in the tests)
+                r = certified_spectral_bound(A, rtol=self.rtol/10)
+                lam, v, self.V64, _ = _block_top(lambda X: G @ X, torch.cat([r.v[:, None], self.V64[:, 1:]], 1), tol, tol_value)
+                sigma = math.sqrt(lam)*2.0**e
                 bound, route = r.upper, 'fallback'
-                sigma, u64, v64 = self._estimate(W64, r.v if m >= n else None, fresh=True)
                 beta = max(sigma*(1 + self.rtol), bound)
             self.anchor = (W64, bound)
-        if beta == 0.0: scale, active = 1.0, 0.0
-        elif self.clip: scale, active = (self.c/beta, 1.0) if beta > self.c else (1.0, 0.0)
+        if self.clip: scale, active = (self.c/beta, 1.0) if beta > self.c else (1.0, 0.0)
         else: scale, active = self.c/beta, 1.0
-        self.v64 = v64
-        self._set(W, key, scale, active, u64, v64, bound, route, sigma)
+        Av = A @ v
+        other = Av/torch.linalg.vector_norm(Av).clamp_min(1e-300)  # the singular vector of the other side
+        u64, v64 = (other, v) if m >= n else (v, other)
+        self._set(W, key, scale, active, sigma, u64, v64, bound, route)
         return self.out
 
-    def _estimate(self, W64:Tensor, v0:Tensor|None=None, fresh:bool=False) -> tuple[float, Tensor, Tensor]:
-        "σ̂, u, v of the float64 weight by warm-started Lanczos, accurate enough that the gradient is exact to ~1e-10."
-        v0 = v0 if v0 is not None else (self.v64 if self.v64 is not None and self.v64.shape == W64.shape[1:] and not fresh else None)
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', ConvergenceWarning)  # an inaccurate σ̂ only makes the certificate fail
-            t = singular_triplet(W64, method='lanczos', rtol=1e-11, v0=v0)
-        return float(t.sigma), t.u, t.v
+    @staticmethod
+    def _start(As:Tensor, b:int=8) -> Tensor: # (n, b) a deterministic start block
+        "Column sums of |A| (a positive overlap with the top vector of a nonnegative-dominant Gram matrix) and fixed random vectors."
+        n = As.shape[1]
+        R = torch.randn(n, min(b, n) - 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(As.device)
+        return torch.linalg.qr(torch.cat([(As.abs().sum(0) + 1.0)[:, None], R], 1))[0]
 
-    def _cholesky(self, W64:Tensor, # (m, n)
-                  s:float, # the bound to prove: σ_max(W) ≤ s (up to the certificate's rounding margin)
-                 ) -> float:
-        "A proven upper bound ≈ s on σ_max(W64) from one Gram product and one Cholesky factorisation (inf if it fails)."
-        A = W64 if W64.shape[0] >= W64.shape[1] else W64.mT  # the Gram matrix of the smaller side
-        amax = float(A.abs().max()) if A.numel() else 0.0
-        if amax == 0.0: return 0.0
-        e = math.frexp(amax)[1]
-        A = torch.ldexp(A, torch.tensor(-e, device=A.device))  # exact scaling by a power of two
-        ok, b2 = shift_certificate(A, A.mT @ A, (s*2.0**-e)**2)
-        return math.sqrt(b2)*2.0**e*(1 + 4*U64) if ok else math.inf
-
-    def _set(self, W, key, scale, active, u64, v64, bound, route, sigma=None):
+    def _set(self, W, key, scale, active, sigma, u64, v64, bound, route):
         m, n = W.shape
         kw = dict(dtype=W.dtype, device=W.device)
-        coef = torch.tensor([scale, active], **kw)
-        if u64 is None:  # the gradient term is inactive; keep the last vectors (or any unit vectors)
-            u, v = (self.out[1], self.out[2]) if self.out is not None and self.out[1].shape == (m,) and self.out[1].dtype == W.dtype \
-                   and self.out[1].device == W.device else (torch.zeros(m, **kw), torch.zeros(n, **kw))
+        coef = torch.tensor([scale, active, sigma], **kw)
+        if u64 is None:  # the gradient term is inactive; keep the last vectors (or zeros)
+            o = self.out
+            u, v = (o[1], o[2]) if o is not None and o[1].shape == (m,) and o[1].dtype == W.dtype and o[1].device == W.device \
+                   else (torch.zeros(m, **kw), torch.zeros(n, **kw))
         else: u, v = u64.to(**kw), v64.to(**kw)
         self.out, self.key, self.seen, self.w_eff = (coef, u, v), key, W.clone(), None
         self.bound = bound
-        if sigma is not None: self.sigma = sigma
+        if u64 is not None: self.sigma = sigma
         self.routes[route] += 1
 
 # %% ../nbs/api/04_contraction.ipynb #a7bab710
@@ -150,7 +192,33 @@ def _certify(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:boo
 
 @_certify.register_fake
 def _(W, token, c, rtol, clip, check_data):
-    return W.new_empty(2), W.new_empty(W.shape[0]), W.new_empty(W.shape[1])
+    return W.new_empty(3), W.new_empty(W.shape[0]), W.new_empty(W.shape[1])
+
+# %% ../nbs/api/04_contraction.ipynb #e7a92d5f
+class _Scale(torch.autograd.Function):
+    "W ↦ W·scale whose derivative is that of W·c/((1 + rtol)σ(W)) where the scale is active: dσ = uᵀ dW v."
+    generate_vmap_rule = True  # torch.func transforms (jacrev, vmap) work through the layer
+    @staticmethod
+    def forward(W:Tensor, coef:Tensor, u:Tensor, v:Tensor) -> Tensor: return W*coef[0]
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx, g):
+        W, coef, u, v = ctx.saved_tensors
+        scale, active, sigma = coef[0], coef[1], coef[2]
+        k = active*(g*W).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))   # ⟨G, W⟩/σ where active
+        return scale*(g - k*torch.outer(u, v)) if ctx.needs_input_grad[0] else None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dW, *_):
+        W, coef, u, v = ctx.saved_tensors
+        scale, active, sigma = coef[0], coef[1], coef[2]
+        ds = active*torch.dot(u, torch.mv(dW, v))/torch.where(active > 0, sigma, torch.ones_like(sigma))  # (uᵀ dW v)/σ
+        return scale*(dW - ds*W)
 
 # %% ../nbs/api/04_contraction.ipynb #cc83bb3a
 class _Contraction(nn.Module):
@@ -190,7 +258,7 @@ class _Contraction(nn.Module):
         super().__setstate__(state)
         old = self.cert
         self._register()
-        self.cert.v64, self._pid = old.v64, None
+        self.cert.V64, self._pid = old.V64, None
 
     @torch.jit.unused
     def refresh(self, W:Tensor, # (m, n) the current weight
@@ -212,15 +280,18 @@ class _Contraction(nn.Module):
         train = torch.is_grad_enabled() and W.requires_grad
         if torch.compiler.is_compiling() or torch.jit.is_scripting():
             coef, u, v = torch.ops.linear_contraction.certify(W.detach(), self._token, self.c, self.rtol, self.clip, train)
-        else:
-            coef, u, v = self.refresh(W, check_data=train)
-            if not train and _fw_ad._current_level < 0:  # eval-style forward (no forward-mode AD): reuse W_eff
-                if self.cert.w_eff is None: self.cert.w_eff = W*coef[0]
-                return self.cert.w_eff
-        scale, active = coef[0], coef[1]
-        sig = torch.dot(u, torch.mv(W, v))  # = σ(W) to rounding; its derivative is u vᵀ
-        g = self.c_beta/torch.where(active > 0, sig, torch.ones_like(sig))
-        return W*(scale + active*(g - g.detach()))  # value: W·scale exactly; derivative: that of W·c/((1 + rtol)σ(W))
+            # Dynamo cannot trace an autograd.Function with a custom jvp: the same derivative by a detach trick
+            scale, active = coef[0], coef[1]
+            g = self.c_beta/torch.where(active > 0, torch.dot(u, torch.mv(W, v)), torch.ones_like(scale))
+            return W*(scale + active*(g - g.detach()))  # value: W·scale exactly; derivative: that of W·c/((1 + rtol)σ(W))
+        coef, u, v = self.refresh(W, check_data=train)
+        if not train and _fw_ad._current_level < 0:  # eval-style forward (no forward-mode AD): reuse W_eff
+            if self.cert.w_eff is None: self.cert.w_eff = W*coef[0]
+            return self.cert.w_eff
+        return self._scaled(W, coef, u, v)
+
+    @torch.jit.unused
+    def _scaled(self, W:Tensor, coef:Tensor, u:Tensor, v:Tensor) -> Tensor: return _Scale.apply(W, coef, u, v)
 
     def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, rtol={self.rtol:g}'
 
@@ -248,7 +319,16 @@ class LinearContraction(nn.Module):
 
     def forward(self, x:Tensor, # (..., in_features)
                ) -> Tensor: # (..., out_features)
+        if not torch.jit.is_scripting() and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            W = self._cached_eval_weight()
+            if W is not None: return F.linear(x, W, self.bias)  # eval fast path: W unchanged since the last forward
         return F.linear(x, self.constraint(self.weight), self.bias)
+
+    @torch.jit.unused
+    def _cached_eval_weight(self) -> Tensor|None:
+        W, cert = self.weight, self.constraint.cert
+        if cert.w_eff is None or _fw_ad._current_level >= 0: return None
+        return cert.w_eff if cert.key == (W.data_ptr(), W._version, W.dtype, W.device, W.shape) else None
 
     def extra_repr(self) -> str:
         return (f'in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, '

@@ -243,7 +243,7 @@ def singular_triplet(A:Tensor, # (..., m, n) real floating-point matrices
     return res
 
 # %% ../nbs/api/02_spectral.ipynb #63cf300b
-AUTO_SVD_MAX = 64  # `auto` uses the dense SVD when min(m, n) <= this (measured in the benchmark below)
+AUTO_SVD_MAX = 64  # `auto` uses the dense SVD when min(m, n) <= this (measured on the spectral benchmark page)
 KRYLOV_DIM = 24  # Lanczos basis size before a thick restart: larger bases did not reduce the steps on Gaussians (32 vs 128
                  # measured), and MKL's eigh/bmm switch to threaded kernels above ~25, which stall on a loaded machine
 

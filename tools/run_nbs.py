@@ -10,7 +10,7 @@ finished before it keep their fresh outputs, the failing one keeps its old ones.
 `nbdev-clean` so that it is ready to commit.
 
 Stored outputs stay small and clean: progress bars (tqdm writes them to stderr, with carriage returns) are shown live
-here and dropped from the notebook, and PNG figures are stored as 8-bit palette images (plots have few colours; this
+here and dropped from the notebook, as are the log lines native code writes to stderr (the torch profiler's), and PNG figures are stored as 8-bit palette images (plots have few colours; this
 cuts their size several-fold without visible change).
 """
 from __future__ import annotations
@@ -38,10 +38,14 @@ class _Client(NotebookClient):
 # A tqdm bar as it prints itself: `desc: 40%|####   | 4/10 [00:01<00:02, 2.9it/s]` (or `?it/s`, `s/it`).
 _BAR = re.compile(r'(^|: )\s*\d+%\|.*\|\s*\d+/\d+|\d+it \[\d|\[\d+:\d+(<|\]|, )')
 
+# Lines that C++ code writes straight to the process's stderr (the torch profiler's USDT probes, glog-style warnings
+# such as `[W1204 09:06:53.19 CPUAllocator.cpp:245] …`): diagnostics of the run, not results.
+_NATIVE = re.compile(r'^(USDT:|\[[WI]\d{4} \d\d:\d\d:\d\d)')
+
 def clean_stream(text: str) -> str:
-    "Stderr as a terminal would leave it (text after the last carriage return of each line), progress-bar lines removed."
+    "Stderr as a terminal would leave it (text after the last carriage return of each line), progress bars and native log lines removed."
     lines = (next((s for s in reversed(l.split('\r')) if s.strip()), '') for l in text.split('\n'))
-    return '\n'.join(l for l in lines if not _BAR.search(l))
+    return '\n'.join(l for l in lines if not _BAR.search(l) and not _NATIVE.search(l))
 
 def shrink_png(b64: str) -> str:
     "A base64 PNG as an 8-bit palette PNG (kept as it was if that is not smaller)."
@@ -104,7 +108,6 @@ def main(argv=None) -> int:
     nbs = [p.resolve() for p in a.notebooks] or sorted(
         p for p in cfg.nbs_path.rglob('*.ipynb') if not any(s.startswith(('_', '.')) for s in p.relative_to(cfg.nbs_path).parts))
     # The kernel imports this checkout's package, not another editable install sharing the venv.
-    os.environ.setdefault('TORCH_LOGS', '-dynamo')  # Dynamo's graph-break warnings (with machine paths) stay out of outputs
     os.environ['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else []))
     total = time.perf_counter()
     for p in nbs:

@@ -5,7 +5,7 @@ Chromium is a hard requirement, not an optional extra: `make test` installs it (
 chromium-driver`); without it these tests fail and say so."""
 import functools, http.server, importlib, json, re, shutil, sys, tempfile, threading
 from pathlib import Path
-from urllib.parse import urljoin, urlparse
+from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
 from nbdev.config import get_config
@@ -162,8 +162,8 @@ def test_page(nb: Path, site, browser, home_nav):
         target = urlparse(href)
         f = CFG.doc_path/target.path[len(urlparse(base).path):]
         assert f.is_file(), f'{page.href} links to {href}, which is not in the site'
-        if target.fragment and f.suffix == '.html':
-            assert f'id="{target.fragment}"' in f.read_text(), f'{page.href} links to {href}: no such anchor'
+        if target.fragment and f.suffix == '.html':  # ids may be non-ASCII (`#the-σ-…`): compare the decoded fragment
+            assert f'id="{unquote(target.fragment)}"' in f.read_text(), f'{page.href} links to {href}: no such anchor'
 
     # a full-page screenshot for people to look at
     SCREENSHOTS.mkdir(exist_ok=True)

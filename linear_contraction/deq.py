@@ -16,7 +16,7 @@ from .checks import check_floating, report_nonconvergence, ConvergenceWarning
 from .solvers import SolverResult, anderson, fixed_point, get_solver
 
 # %% auto #0
-__all__ = ['DEQStats', 'DEQFixedPoint']
+__all__ = ['DEQStats', 'DEQFixedPoint', 'jacobian_regularization']
 
 # %% ../nbs/api/08_deq.ipynb #1c6e5fe0
 @dataclass
@@ -72,7 +72,7 @@ class DEQFixedPoint(nn.Module):
     def __init__(self,
                  f:nn.Module, # the map f(z, x) -> z, acting on each sample of the batch independently
                  *,
-                 solver:str|Callable='anderson', # 'anderson', 'fixed_point', or a callable with their signature
+                 solver:str|Callable='anderson', # 'anderson', 'fixed_point', 'broyden', or a callable with their signature
                  atol:float|None=None, # forward: absolute tolerance on ‖f(z) − z‖₂ per sample (None: solver default by dtype)
                  rtol:float|None=None, # forward: relative tolerance, times ‖f(z)‖₂ (None: solver default by dtype)
                  maxiter:int|None=None, # forward: most evaluations of f (None: solver default by dtype)
@@ -139,3 +139,24 @@ class DEQFixedPoint(nn.Module):
         name = lambda s: getattr(s, '__name__', getattr(getattr(s, 'func', None), '__name__', repr(s)))
         return (f'solver={name(self.solver)}, backward={self.backward!r}, atol={self.atol}, rtol={self.rtol}, maxiter={self.maxiter}, '
                 f'b_solver={name(self.b_solver)}, throw={self.throw}')
+
+# %% ../nbs/api/08_deq.ipynb #7bd64b8d
+def jacobian_regularization(f:Callable[[Tensor, Tensor], Tensor], # the cell f(z, x), acting on each sample independently
+                            z:Tensor, # (batch, ...) the point, usually the fixed point (detached: the penalty acts on f's parameters)
+                            x:Tensor, # (batch, ...) the input
+                            n_probes:int=1, # Gaussian probes per sample; the variance falls as 1/n_probes
+                            generator:torch.Generator|None=None, # for reproducible probes
+                           ) -> Tensor: # (batch,) unbiased estimates of ‖∂f/∂z‖_F² per sample
+    "Hutchinson's estimate of the squared Frobenius norm of ∂f/∂z at `z`, per sample, differentiable in f's parameters."
+    if not isinstance(n_probes, int) or isinstance(n_probes, bool) or n_probes < 1:
+        raise ValueError(f'Expected n_probes to be a positive int, but got n_probes={n_probes!r}.')
+    check_floating(z, 'z')
+    zz = z.detach().requires_grad_(True)
+    with torch.enable_grad():
+        fz = f(zz, x)
+        est = torch.zeros(z.shape[0], dtype=fz.dtype, device=fz.device)
+        for _ in range(n_probes):
+            v = torch.randn(fz.shape, generator=generator, dtype=fz.dtype, device=fz.device)
+            vJ, = torch.autograd.grad(fz, zz, v, create_graph=True, retain_graph=True)
+            est = est + vJ.reshape(vJ.shape[0], -1).square().sum(1)
+    return est/n_probes

@@ -94,7 +94,7 @@ def residual_inverse(g:Callable, # the contraction, (batch, ...) -> (batch, ...)
                      y:Tensor, # (batch, ...) the point to invert
                      *,
                      params:Sequence[Tensor]|None=None, # tensors g depends on (default: g.parameters() for a Module)
-                     solver:str|Callable='anderson', # 'anderson', 'fixed_point' or a callable with their signature
+                     solver:str|Callable='anderson', # 'anderson', 'fixed_point', 'broyden' or a callable with their signature
                      atol:float|None=None, # absolute tolerance of the inverse and adjoint solves (default by dtype)
                      rtol:float|None=None, # relative tolerance (default by dtype)
                      maxiter:int|None=None, # most evaluations of g per solve (default by dtype)
@@ -171,7 +171,7 @@ class iResNetBlock(nn.Module):
 
     def inverse(self, y:Tensor, # (batch, features)
                 *,
-                solver:str|Callable='anderson', # 'anderson', 'fixed_point' or a solver callable
+                solver:str|Callable='anderson', # 'anderson', 'fixed_point', 'broyden' or a solver callable
                 atol:float|None=None, # absolute tolerance on ‖x − (y − g(x))‖ per sample (default by dtype)
                 rtol:float|None=None, # relative tolerance (default by dtype)
                 maxiter:int|None=None, # most evaluations of g (default by dtype)
@@ -276,7 +276,7 @@ class iResNet(nn.Module):
 
     def inverse(self, y:Tensor, # (batch, features)
                 *,
-                solver:str|Callable='anderson', # 'anderson', 'fixed_point' or a solver callable
+                solver:str|Callable='anderson', # 'anderson', 'fixed_point', 'broyden' or a solver callable
                 atol:float|None=None, # absolute tolerance per block (default by dtype)
                 rtol:float|None=None, # relative tolerance per block (default by dtype)
                 maxiter:int|None=None, # most evaluations of g per block (default by dtype)

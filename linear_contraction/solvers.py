@@ -13,7 +13,7 @@ from torch import Tensor
 from .checks import check_floating, check_finite, report_nonconvergence
 
 # %% auto #0
-__all__ = ['SOLVERS', 'SolverResult', 'default_tolerances', 'fixed_point', 'anderson', 'get_solver']
+__all__ = ['SOLVERS', 'SolverResult', 'default_tolerances', 'fixed_point', 'anderson', 'broyden', 'get_solver']
 
 # %% ../nbs/api/05_solvers.ipynb #262a0f05
 class SolverResult(NamedTuple):
@@ -151,10 +151,51 @@ def anderson(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ..
         return (zf + beta * gf - ((DX + beta * DG) @ gamma[..., None]).squeeze(-1)).reshape(z.shape)
     return _iterate('anderson', f, x0, step, atol, rtol, maxiter, throw)
 
-# %% ../nbs/api/05_solvers.ipynb #be2e6e8e
-SOLVERS = {'fixed_point': fixed_point, 'anderson': anderson}
+# %% ../nbs/api/05_solvers.ipynb #1e7016c6
+def broyden(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ...), acting on each sample independently
+            x0:Tensor, # (batch, ...) the starting point
+            *,
+            m:int=8, # memory: pairs (a, b) of the low-rank inverse-Jacobian update
+            atol:float|None=None, # absolute tolerance on ‖f(z) − z‖₂ per sample (default by dtype: `default_tolerances`)
+            rtol:float|None=None, # relative tolerance, times ‖f(z)‖₂ (default by dtype)
+            maxiter:int|None=None, # most evaluations of f (default by dtype)
+            throw:bool=False, # raise `ConvergenceError` instead of warning when a sample misses the tolerance
+           ) -> SolverResult:
+    "Solve z = f(z) per sample by limited-memory good Broyden on g(z) = f(z) − z, restarting a sample whose residual grows."
+    if not isinstance(m, int) or isinstance(m, bool) or m < 1: raise ValueError(f'broyden: expected m to be an int >= 1, but got m={m!r}.')
+    A, B, prev = [], [], []  # H = −I + Σ a_i b_iᵀ, per sample: a_i, b_i (batch, n)
+    def H(v:Tensor) -> Tensor:   # H v, (batch, n)
+        out = -v
+        for a, b in zip(A, B): out = out + a*(b*v).sum(-1, keepdim=True)
+        return out
+    def HT(v:Tensor) -> Tensor:  # Hᵀ v
+        out = -v
+        for a, b in zip(A, B): out = out + b*(a*v).sum(-1, keepdim=True)
+        return out
+    def step(z, fz, g, active):
+        zf, gf = _flat(z), _flat(g)
+        if prev:
+            dz, dg = zf - prev[0], gf - prev[1]
+            Hdg = H(dg)
+            den = (dz*Hdg).sum(-1, keepdim=True)
+            a, b = (dz - Hdg)/den, HT(dz)
+            tiny = torch.finfo(den.dtype).tiny/torch.finfo(den.dtype).eps
+            ok = (den.abs() > tiny) & torch.isfinite(a).all(-1, keepdim=True) & torch.isfinite(b).all(-1, keepdim=True)
+            A.append(torch.where(ok, a, 0.0)); B.append(torch.where(ok, b, 0.0))
+            if len(A) > m: A.pop(0); B.pop(0)
+            grew = (_norms(g) > 2*prev[2])[:, None]  # the safeguard: clear this sample's memory, take a plain step
+            if bool(grew.any()):
+                A[:] = [torch.where(grew, 0.0, a) for a in A]; B[:] = [torch.where(grew, 0.0, b) for b in B]
+        prev[:] = [zf, gf, _norms(g)]
+        d = -H(gf)
+        d = torch.where(torch.isfinite(d).all(-1, keepdim=True), d, gf)  # never a non-finite step: the plain one instead
+        return (zf + d).reshape(z.shape)
+    return _iterate('broyden', f, x0, step, atol, rtol, maxiter, throw)
 
-def get_solver(solver:str|Callable, # 'fixed_point', 'anderson', or a callable with their signature
+# %% ../nbs/api/05_solvers.ipynb #be2e6e8e
+SOLVERS = {'fixed_point': fixed_point, 'anderson': anderson, 'broyden': broyden}
+
+def get_solver(solver:str|Callable, # 'fixed_point', 'anderson', 'broyden', or a callable with their signature
               ) -> Callable[..., SolverResult]:
     "The solver function for `solver`."
     if callable(solver): return solver

@@ -1,4 +1,4 @@
-"""Fixed-point iteration against Anderson acceleration: residual against evaluations of $f$, and evaluations and time to a tolerance.
+"""Fixed-point iteration, Anderson acceleration and Broyden's method: residual against evaluations of $f$, and evaluations and time to a tolerance.
 
 Docs: https://linear-contraction.github.io/linear_contraction/bench/solvers.html.md"""
 
@@ -22,7 +22,7 @@ def convergence_histories(cs=(0.5, 0.9, 0.99), # spectral norms of M
                           rtol:float=1e-10, # stopping tolerance
                           seed:int=0, # generator seed
                          ) -> dict:
-    "Residual histories of `fixed_point` and `anderson` on z = Mz + b with ‖M‖₂ = c (float64, one sample)."
+    "Residual histories of every solver in `SOLVERS` on z = Mz + b with ‖M‖₂ = c (float64, one sample)."
     out = {}
     for c in cs:
         gen = torch.Generator().manual_seed(seed)
@@ -36,18 +36,21 @@ def convergence_histories(cs=(0.5, 0.9, 0.99), # spectral norms of M
 def plot_convergence(hist:dict, # output of `convergence_histories`
                      ax=None, # matplotlib axes (default: a new figure)
                     ):
-    "Plot relative residual against evaluations of f, fixed point vs Anderson, one colour per c."
+    "Plot relative residual against evaluations of f, one line style per solver, one colour per c."
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(7, 4.2))
     cs = sorted({c for c, _ in hist})
+    names = list(dict.fromkeys(name for _, name in hist))
+    styles = {'fixed_point': dict(ls='-', lw=1), 'anderson': dict(ls='--', lw=2), 'broyden': dict(ls='-.', lw=1.5)}
     for i, c in enumerate(cs):
         col = f'C{i}'
-        fp, an = hist[(c, 'fixed_point')], hist[(c, 'anderson')]
-        ax.semilogy(range(1, len(fp) + 1), fp, '-', color=col, label=f'fixed point, c={c} ({len(fp)} evals)')
-        ax.semilogy(range(1, len(an) + 1), an, '--', color=col, lw=2, label=f'Anderson m=5, c={c} ({len(an)} evals)')
+        for name in names:
+            h = hist[(c, name)]
+            ax.semilogy(range(1, len(h) + 1), h, color=col, label=f'{name}, c={c} ({len(h)} evals)', **styles.get(name, {}))
+        fp = hist[(c, 'fixed_point')]
         ax.semilogy(range(1, len(fp) + 1), [fp[0] * c ** k for k in range(len(fp))], ':', color=col, lw=0.8)
     ax.set_xscale('log'); ax.set_xlabel('evaluations of f'); ax.set_ylabel('relative residual ‖f(z) − z‖ / ‖b‖')
-    ax.set_title('Fixed point vs Anderson on z = Mz + b, ‖M‖₂ = c (n=100, float64)')
+    ax.set_title('Fixed point, Anderson and Broyden on z = Mz + b, ‖M‖₂ = c (n=100, float64)')
     ax.legend(fontsize=7); ax.grid(True, which='major', alpha=0.3)
     caption(ax.figure, 'dotted: c^k', y=0.005)
     return ax
@@ -56,7 +59,7 @@ def plot_convergence(hist:dict, # output of `convergence_histories`
 def benchmark(quick:bool=False, # smaller problem and fewer repeats: a smoke run of a few seconds
               out:Path=Path('_bench'), # folder for solvers.json and solvers.png
              ) -> list[dict]:
-    "Evaluations of f and wall time to rtol, fixed point vs Anderson, on z = tanh(Wz + Ux) with ‖W‖₂ = c; prints a table."
+    "Evaluations of f and wall time to rtol of every solver, on z = tanh(Wz + Ux) with ‖W‖₂ = c; prints a table."
     import matplotlib.pyplot as plt
     n, batch, reps = (64, 16, 3) if quick else (256, 64, 7)
     cs, rows = (0.5, 0.9, 0.99), []
@@ -76,14 +79,17 @@ def benchmark(quick:bool=False, # smaller problem and fewer repeats: a smoke run
                 return run
             times = median_interleaved({name: timer(name, s) for name, s in SOLVERS.items()}, 1, reps)
             for name in SOLVERS: row[f'{name}_ms'] = 1e3 * times[name]
-            row['eval_ratio'] = row['anderson_evals'] / row['fixed_point_evals']
-            row['time_ratio'] = row['anderson_ms'] / row['fixed_point_ms']
+            for name in SOLVERS:
+                row[f'{name}_eval_ratio'] = row[f'{name}_evals'] / row['fixed_point_evals']
+                row[f'{name}_time_ratio'] = row[f'{name}_ms'] / row['fixed_point_ms']
             rows.append(row)
     print(f'z = tanh(Wz + Ux), ‖W‖₂ = c, n={n}, batch={batch}, median of {reps} interleaved repeats; {machine()}')
-    print(f"{'dtype':8} {'c':>5} {'rtol':>7} | {'FP evals':>8} {'AA evals':>8} {'AA/FP':>6} | {'FP ms':>8} {'AA ms':>8} {'AA/FP':>6}")
+    print(f"{'dtype':8} {'c':>5} {'rtol':>7} | {'FP evals':>8} {'AA evals':>8} {'BR evals':>8} {'AA/FP':>6} {'BR/FP':>6} | "
+          f"{'FP ms':>8} {'AA ms':>8} {'BR ms':>8} {'AA/FP':>6} {'BR/FP':>6}")
     for r in rows:
-        print(f"{r['dtype']:8} {r['c']:5} {r['rtol']:7.0e} | {r['fixed_point_evals']:8d} {r['anderson_evals']:8d} {r['eval_ratio']:6.3f} | "
-              f"{r['fixed_point_ms']:8.2f} {r['anderson_ms']:8.2f} {r['time_ratio']:6.3f}")
+        print(f"{r['dtype']:8} {r['c']:5} {r['rtol']:7.0e} | {r['fixed_point_evals']:8d} {r['anderson_evals']:8d} {r['broyden_evals']:8d} "
+              f"{r['anderson_eval_ratio']:6.3f} {r['broyden_eval_ratio']:6.3f} | {r['fixed_point_ms']:8.2f} {r['anderson_ms']:8.2f} "
+              f"{r['broyden_ms']:8.2f} {r['anderson_time_ratio']:6.3f} {r['broyden_time_ratio']:6.3f}")
     save_results(out, 'solvers', rows=rows)
     ax = plot_convergence(convergence_histories(n=64 if quick else 100))
     save_figure(ax.figure, Path(out) / 'solvers.png'); plt.close(ax.figure)

@@ -16,7 +16,7 @@ from .checks import check_floating, report_nonconvergence, ConvergenceWarning
 from .solvers import SolverResult, anderson, fixed_point, get_solver
 
 # %% auto #0
-__all__ = ['DEQStats', 'DEQFixedPoint', 'jacobian_regularization']
+__all__ = ['DEQStats', 'PhantomGradient', 'DEQFixedPoint', 'jacobian_regularization']
 
 # %% ../nbs/api/08_deq.ipynb #1c6e5fe0
 @dataclass
@@ -66,6 +66,26 @@ class _ImplicitBackward(torch.autograd.Function):
                                'For higher derivatives use backward="one_step" or differentiate an unrolled iteration.')
         return ctx.adjoint(w), None
 
+# %% ../nbs/api/08_deq.ipynb #187e4780
+@dataclass(frozen=True)
+class PhantomGradient:
+    "The k-step damped phantom gradient of a DEQ: unroll z ← (1 − tau)·z + tau·f(z, x) k times from z*, with autograd."
+    k:int=5 # unrolled steps (k ≥ 1); k = 1, tau = 1 is the one-step gradient
+    tau:float=0.5 # damping in (0, 1]
+
+    def __post_init__(self):
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
+            raise ValueError(f'Expected k to be an int >= 1, but got k={self.k!r}.')
+        if not 0 < self.tau <= 1: raise ValueError(f'Expected tau in (0, 1], but got tau={self.tau!r}.')
+
+    def __call__(self, f:Callable[[Tensor, Tensor], Tensor], # the cell
+                 z_star:Tensor, # (batch, ...) the fixed point, detached
+                 x:Tensor, # (batch, ...) the input
+                ) -> Tensor: # (batch, ...) z_k, attached to the graph of x and f's parameters
+        z = z_star
+        for _ in range(self.k): z = (1 - self.tau)*z + self.tau*f(z, x) if self.tau != 1 else f(z, x)
+        return z
+
 # %% ../nbs/api/08_deq.ipynb #da8fd5c7
 class DEQFixedPoint(nn.Module):
     "Deep equilibrium layer: z* = f(z*, x) by a solver, gradients by the implicit function theorem (or one step)."
@@ -76,7 +96,7 @@ class DEQFixedPoint(nn.Module):
                  atol:float|None=None, # forward: absolute tolerance on ‖f(z) − z‖₂ per sample (None: solver default by dtype)
                  rtol:float|None=None, # forward: relative tolerance, times ‖f(z)‖₂ (None: solver default by dtype)
                  maxiter:int|None=None, # forward: most evaluations of f (None: solver default by dtype)
-                 backward:Literal['implicit', 'one_step']='implicit', # exact implicit gradient, or the one-step approximation g ≈ w
+                 backward:str|PhantomGradient='implicit', # 'implicit' (exact), 'one_step' (g ≈ w), or a `PhantomGradient`
                  b_solver:str|Callable|None=None, # solver of the adjoint fixed point (default: `solver`)
                  b_atol:float|None=None, # backward tolerances and step limit (default: the forward ones)
                  b_rtol:float|None=None,
@@ -87,8 +107,8 @@ class DEQFixedPoint(nn.Module):
         super().__init__()
         if not isinstance(f, nn.Module): raise TypeError(f'Expected f to be an nn.Module computing f(z, x), but got {type(f).__name__}. '
                                                           'Wrap a function in a Module so that its parameters are registered.')
-        if backward not in ('implicit', 'one_step'):
-            raise ValueError(f"Expected backward to be 'implicit' or 'one_step', but got backward={backward!r}.")
+        if not isinstance(backward, PhantomGradient) and backward not in ('implicit', 'one_step'):
+            raise ValueError(f"Expected backward to be 'implicit', 'one_step' or a PhantomGradient, but got backward={backward!r}.")
         self.f, self.solver, self.b_solver = f, get_solver(solver), get_solver(solver if b_solver is None else b_solver)
         self.atol, self.rtol, self.maxiter, self.backward, self.throw = atol, rtol, maxiter, backward, throw
         self.b_atol = atol if b_atol is None else b_atol
@@ -120,9 +140,9 @@ class DEQFixedPoint(nn.Module):
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.f.parameters()))
         if not needs_grad:
             with torch.no_grad(): return self.f(z_star, x)
-        if self.backward == 'one_step':
+        if self.backward != 'implicit':  # one step, or a phantom gradient: no adjoint solve
             stats.backward_steps = 0
-            return self.f(z_star, x)
+            return self.f(z_star, x) if self.backward == 'one_step' else self.backward(self.f, z_star, x)
         zz = z_star.requires_grad_()
         fz = self.f(zz, x)
         def adjoint(w:Tensor) -> Tensor:

@@ -7,10 +7,11 @@ from .checks import ConvergenceWarning, ConvergenceError
 from .spectral import spectral_norm, singular_triplet
 from .certify import certified_spectral_bound
 from .contraction import LinearContraction, contraction, remove_contraction, refresh_contractions
+from .activations import MaxMin
 from .solvers import SolverResult, fixed_point, anderson, broyden
 from .iresnet import iResNetBlock, iResNet, contractive_mlp
 from .deq import DEQFixedPoint, PhantomGradient
 
 __all__ = ['ConvergenceWarning', 'ConvergenceError', 'spectral_norm', 'singular_triplet', 'certified_spectral_bound',
-           'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions', 'SolverResult', 'fixed_point',
+           'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions', 'MaxMin', 'SolverResult', 'fixed_point',
            'anderson', 'broyden', 'iResNetBlock', 'iResNet', 'contractive_mlp', 'DEQFixedPoint', 'PhantomGradient']

@@ -37,9 +37,13 @@ case "${1:-}" in
         "$PYTHON" -m venv .venv
       fi
     fi
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-    touch .venv/.installed ;;
+    # nbdev-export rewrites pyproject.toml (same content, new mtime): reinstall only when the requirements changed
+    stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+    if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
+      .venv/bin/python -m pip install --quiet --upgrade pip
+      .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+    fi
+    echo "$stamp" > .venv/.installed ;;
   browser)
     missing=()
     [ -x /usr/bin/chromium ] || missing+=(chromium)

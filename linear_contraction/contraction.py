@@ -162,10 +162,17 @@ class _Certifier:
 # %% ../nbs/api/04_contraction.ipynb #a7bab710
 _BY_PARAM: dict[int, list] = {}  # id(parameter) -> weak references to the certifiers of the constraints on it
 
+def _forget(key:int, ref:weakref.ref) -> None:
+    "Drop a dead certifier's entry (a weakref callback), and the key when nothing is left."
+    refs = [r for r in _BY_PARAM.get(key, []) if r is not ref and r() is not None]
+    if refs: _BY_PARAM[key] = refs
+    else: _BY_PARAM.pop(key, None)
+
 def _track(cert:_Certifier, W:Tensor) -> None:
     "Remember that `cert` constrains parameter `W`, for the optimizer hook."
-    refs = [r for r in _BY_PARAM.get(id(W), []) if r() is not None and r() is not cert]
-    _BY_PARAM[id(W)] = refs + [weakref.ref(cert)]
+    key = id(W)
+    refs = [r for r in _BY_PARAM.get(key, []) if r() is not None and r() is not cert]
+    _BY_PARAM[key] = refs + [weakref.ref(cert, lambda r, key=key: _forget(key, r))]
 
 def _after_optimizer_step(optimizer, args, kwargs) -> None:
     "Global optimizer post-step hook: mark the constraints on the parameters it updated as stale."

@@ -15,7 +15,7 @@ from .checks import check_matrix, check_finite, report_nonconvergence, Convergen
 from .spectral import singular_triplet
 
 # %% auto #0
-__all__ = ['U64', 'shift_certificate', 'SpectralBound', 'certified_spectral_bound']
+__all__ = ['U64', 'shift_certificates', 'shift_certificate', 'SpectralBound', 'certified_spectral_bound']
 
 # %% ../nbs/api/03_certify.ipynb #b267b1fd
 U64 = 2.0**-53  # unit roundoff of float64 (shared by every rounding margin of the package)
@@ -24,21 +24,30 @@ def _gamma(k:int) -> float:
     "Higham's γ_k = k·u/(1 − k·u) for float64."
     return k*U64/(1 - k*U64)
 
+def shift_certificates(A:Tensor, # (b, m, n) float64, entries of modest size (scale by a power of two first)
+                       G:Tensor, # (b, n, n) float64, the computed Gram matrices fl(AᵀA)
+                       s:float, # the candidate shift, common to the batch
+                      ) -> tuple[Tensor, Tensor]: # ok (b,) bool, bound (b,) float64 (inf where not ok)
+    "Try to prove `σ_max(A_i)² ≤ bound_i` for each matrix of a batch by a Cholesky factorisation of `s·I − G_i`."
+    m, n = A.shape[-2], A.shape[-1]
+    M = -G
+    M.diagonal(dim1=-2, dim2=-1).add_(s)
+    _, info = torch.linalg.cholesky_ex(M)
+    d = M.diagonal(dim1=-2, dim2=-1)
+    g = _gamma(n + 1)
+    margin = (g/(1 - g)*d.sum(-1) + 2*U64*d.abs().amax(-1)
+              + _gamma(m)*A.square().sum((-2, -1)) + (n + 1)**2*2.0**-1000)
+    ok = info == 0
+    return ok, torch.where(ok, (s + 2*margin)*(1 + 8*U64), torch.full_like(margin, math.inf))
+
 def shift_certificate(A:Tensor, # (m, n) float64, entries of modest size (scale by a power of two first)
                       G:Tensor, # (n, n) float64, the computed Gram matrix fl(AᵀA)
                       s:float, # the candidate shift: we try to prove σ_max(A)² ≤ s + margin
                      ) -> tuple[bool, float]:
     "Try to prove `σ_max(A)² ≤ bound` by a Cholesky factorisation of `s·I − G`; return `(ok, bound)`."
-    m, n = A.shape[-2], A.shape[-1]
-    M = -G
-    M.diagonal().add_(s)
-    _, info = torch.linalg.cholesky_ex(M)
-    if int(info) != 0: return False, math.inf
-    d = M.diagonal()
-    g = _gamma(n + 1)
-    margin = (g/(1 - g)*float(d.sum()) + 2*U64*float(d.abs().max())
-              + _gamma(m)*float(torch.linalg.vector_norm(A))**2 + (n + 1)**2*2.0**-1000)
-    return True, (s + 2*margin)*(1 + 8*U64)
+    ok, b = shift_certificates(A[None], G[None], s)
+    return bool(ok[0]), float(b[0])
+
 
 # %% ../nbs/api/03_certify.ipynb #889a7693
 def _top_eig(G:Tensor, # (n, n) symmetric float64

@@ -15,7 +15,7 @@ import torch.autograd.forward_ad as _fw_ad
 from torch.nn.utils import parametrize
 from .checks import check_finite, ConvergenceWarning
 from .certify import certified_spectral_bound, shift_certificate, U64
-from .spectral import singular_triplet
+from .spectral import singular_triplet, _block_top
 
 # %% auto #0
 __all__ = ['MODES', 'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions']
@@ -30,34 +30,6 @@ def _check_c(c) -> float:
     return float(c)
 
 # %% ../nbs/api/04_contraction.ipynb #e15194e0
-def _block_top(op, # X (n, k) -> G X: a symmetric positive semidefinite operator
-               V:Tensor, # (n, b) warm block: the previous step's top Ritz vectors
-               tol:float, # stop when ‖G v − λ v‖ ≤ tol·λ for the top Ritz pair
-               tol_value:float=0.0, # or when the top Ritz value is this accurate (relative; an estimate, see below)
-               depth:int=3, # block Krylov powers per restart: the basis is [V, GV, …, G^depth V]
-               restarts:int=8, # restarts at most
-              ) -> tuple[float, Tensor, Tensor, float]:
-    "Top eigenpair of G by restarted block Krylov with Rayleigh–Ritz: (λ, v, the next warm block, relative residual)."
-    n, b = V.shape
-    for _ in range(restarts):
-        blocks, X = [V], V
-        for _ in range(depth):
-            if b*len(blocks) >= n: break
-            X = op(X); X = X/torch.linalg.vector_norm(X, dim=0).clamp_min(1e-300)
-            blocks.append(X)
-        Q = torch.linalg.qr(torch.cat(blocks, 1))[0]
-        GQ = op(Q)
-        lams, Y = torch.linalg.eigh(Q.mT @ GQ)
-        Yb = Y[:, -b:]
-        V, lam = Q @ Yb, float(lams[-1])  # V[:, -1] is the top Ritz vector
-        res = float(torch.linalg.vector_norm(GQ @ Yb[:, -1] - lam*V[:, -1]))
-        if lam <= 0 or res <= tol*lam: break
-        # the Ritz value's error is about res²/gap (Kato–Temple, with the next Ritz value for the gap): accurate enough
-        # for the certificate, which alone proves anything
-        gap = lam - float(lams[-2]) if lams.numel() > 1 else lam
-        if res*res <= tol_value*lam*max(gap, 1e-300): break
-    return max(lam, 0.0), V[:, -1], V, (res/lam if lam > 0 else 0.0)
-
 class _Certifier:
     "The eager state of one constraint: warm singular vectors, the last certified weight, and how each refresh went."
     def __init__(self, c:float, clip:bool, rtol:float, name:str='weight'):

@@ -1,11 +1,18 @@
+"""Lipschitz-bounded linear layers whose bound holds: certified spectral norms, contractions, invertible ResNets and DEQs for PyTorch
+
+Modules:
+
+- `linear_contraction.conv`: The exact operator norm of a convolution on a given input size, and a proven upper bound on it, for one input size or for every input size at once: the numbers a Lipschitz constraint on a convolutional layer needs."""
+
 __version__ = "0.0.1"
 
 # The public API: what a user of the layers needs. Everything else is reachable by its module path
-# (`linear_contraction.spectral`, `.certify`, `.contraction`, `.solvers`, `.linsolve`, `.iresnet`, `.deq`, `.autograd`,
+# (`linear_contraction.spectral`, `.certify`, `.conv`, `.contraction`, `.solvers`, `.linsolve`, `.iresnet`, `.deq`, `.autograd`,
 # `.checks`) and documented there. Benchmarks live in `linear_contraction.bench`, which this package never imports.
 from .checks import ConvergenceWarning, ConvergenceError
 from .spectral import spectral_norm, singular_triplet
 from .certify import certified_spectral_bound
+from .conv import conv_spectral_norm, certified_conv_bound
 from .contraction import LinearContraction, contraction, remove_contraction, refresh_contractions
 from .activations import MaxMin
 from .solvers import SolverResult, fixed_point, anderson, broyden
@@ -13,5 +20,6 @@ from .iresnet import iResNetBlock, iResNet, contractive_mlp
 from .deq import DEQFixedPoint, PhantomGradient
 
 __all__ = ['ConvergenceWarning', 'ConvergenceError', 'spectral_norm', 'singular_triplet', 'certified_spectral_bound',
+           'conv_spectral_norm', 'certified_conv_bound',
            'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions', 'MaxMin', 'SolverResult', 'fixed_point',
            'anderson', 'broyden', 'iResNetBlock', 'iResNet', 'contractive_mlp', 'DEQFixedPoint', 'PhantomGradient']

@@ -6,7 +6,7 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/contraction.ht
 
 # %% ../nbs/api/04_contraction.ipynb #cf0e988f
 from __future__ import annotations
-import itertools, math, warnings, weakref
+import itertools, json, math, warnings, weakref
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn, Tensor
@@ -16,6 +16,7 @@ from torch.nn.utils import parametrize
 from .checks import check_finite, ConvergenceWarning
 from .certify import certified_spectral_bound, shift_certificate, U64
 from .spectral import singular_triplet, _block_top
+from .conv import ConvGeometry, geometry_of, all_sizes_certificate, sup_direction, _gain
 
 # %% auto #0
 __all__ = ['MODES', 'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions']
@@ -314,24 +315,29 @@ class LinearContraction(nn.Module):
                 f'c={self.c}, mode={self.constraint.mode!r}')
 
 # %% ../nbs/api/04_contraction.ipynb #2d5a6d8a
-def contraction(module:nn.Module, # any module with a 2-D parameter `name`
+def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or an nn.Conv1d / nn.Conv2d
                 name:str='weight', # the parameter to constrain
                 *, c:float=1.0, # the bound σ_max(W_eff) ≤ c
                 mode:str='clip', # 'clip' or 'normalise'
-                rtol:float=5e-5, # tightness of the certified bound
+                rtol:float|None=None, # tightness of the certified bound (None: 5e-5 for matrices, 1e-3 for convolutions)
                ) -> nn.Module:
-    "Constrain `module.<name>` to spectral norm ≤ `c` (a parametrization, like torch's `spectral_norm`); returns `module`."
+    "Constrain `module.<name>` so that the map it defines has ℓ² operator norm ≤ `c` (a parametrization); returns `module`."
     c = _check_c(c)
     if not isinstance(module, nn.Module): raise TypeError(f'Expected an nn.Module, but got {type(module).__name__}.')
     W = getattr(module, name, None)
     if not isinstance(W, Tensor):
         raise ValueError(f'{type(module).__name__} has no parameter or buffer named {name!r}; '
                          f'its parameters are {[n for n, _ in module.named_parameters(recurse=False)]}.')
+    label = f'{type(module).__name__}.{name}'
+    if isinstance(module, nn.modules.conv._ConvNd) and name == 'weight':  # the operator norm of the convolution, all input sizes
+        geo = geometry_of(module)  # a clear error for transposed and 3-D convolutions
+        parametrize.register_parametrization(module, name, _ConvContraction(W, geo, c, mode, 1e-3 if rtol is None else rtol, label))
+        return module
     if W.ndim != 2:
-        raise ValueError(f'contraction() supports 2-D weights (linear maps), but {type(module).__name__}.{name} has shape '
-                         f'{tuple(W.shape)}. Convolutions need the operator norm of the convolution, not of the kernel; '
-                         'reshape explicitly if you mean the norm of the flattened kernel.')
-    parametrize.register_parametrization(module, name, _Contraction(W, c, mode, rtol, f'{type(module).__name__}.{name}'))
+        raise ValueError(f'contraction() supports 2-D weights (linear maps) and the kernels of nn.Conv1d/nn.Conv2d, but {label} has '
+                         f'shape {tuple(W.shape)}. A kernel inside another module needs the operator norm of its convolution, not '
+                         'of the kernel: use an nn.Conv1d/nn.Conv2d, or reshape explicitly if you mean the flattened kernel.')
+    parametrize.register_parametrization(module, name, _Contraction(W, c, mode, 5e-5 if rtol is None else rtol, label))
     return module
 
 def remove_contraction(module:nn.Module, # a module constrained by `contraction`
@@ -355,3 +361,154 @@ def refresh_contractions(model:nn.Module, # a model holding `LinearContraction` 
                 for p in plist:
                     if isinstance(p, _Contraction): p.refresh(plist.original, check_data=True); k += 1
     return k
+
+# %% ../nbs/api/04_contraction.ipynb #f3cbad4b
+class _ConvCertifier:
+    "The eager state of a convolution's constraint: the last certified kernel (for Weyl's bound) and how each refresh went."
+    def __init__(self, c:float, clip:bool, rtol:float, geo:ConvGeometry, name:str='weight'):
+        self.c, self.clip, self.rtol, self.geo, self.name = c, clip, rtol, geo, name
+        self.gain = _gain(geo, None)  # the padding's factor over all input sizes
+        self.key, self.seen, self.anchor, self.out, self.w_eff = None, None, None, None, None
+        self.sigma, self.bound = 0.0, 0.0  # σ̂ of the symbol's supremum, and the proven bound on the layer (all sizes)
+        self.routes = dict(cached=0, weyl=0, torus=0)
+
+    def refresh(self, W:Tensor, # (c_out, c_in/groups, *kernel) the kernel
+                check_data:bool=False, force:bool=False,
+               ) -> tuple[Tensor, Tensor]: # coef (3,) = (scale, active, σ̂), D: ∂σ̂/∂W (kernel-shaped)
+        "Return the scale of `W` and the derivative of the symbol's supremum, certifying `W` afresh only if it changed."
+        key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
+        if not force and key == self.key and (not check_data or torch.equal(W, self.seen)):
+            self.routes['cached'] += 1
+            return self.out
+        W = W.detach()
+        W64 = W.to(torch.float64, copy=True)
+        if not bool(torch.isfinite(W64).all()): check_finite(W, self.name)
+        taps = W64.flatten(2)
+        u_dt = torch.finfo(W.dtype).eps/2
+        # fl(W·scale) = W·scale + E, |E| ≤ u·|W·scale|: ‖conv(E)‖ ≤ gain·Σ_taps ‖E_tap‖_F ≤ gain·u·scale·F
+        F_ = float(torch.linalg.vector_norm(taps, dim=(0, 1)).sum())*(1 + 1e-12)
+        weyl = math.inf
+        a = self.anchor
+        if a is not None and a[0].shape == W64.shape and a[0].device == W64.device:
+            d = float(torch.linalg.vector_norm(taps - a[0].flatten(2), dim=(0, 1)).sum())*(1 + 1e-12)
+            weyl = (a[1] + self.gain*d)*(1 + 4*U64)  # ‖A(W)‖ ≤ ‖A(W_a)‖ + ‖A(W − W_a)‖ ≤ β_a + gain·Σ_taps‖ΔW_tap‖_F
+        if F_ == 0.0 or (self.clip and weyl <= self.c):
+            self._set(W, key, 1.0, 0.0, 0.0, None, 0.0 if F_ == 0.0 else weyl, 'weyl')
+            return self.out
+        up, r, g, gain = all_sizes_certificate(W64, self.geo, self.rtol)
+        self.anchor = (W64, up)
+        beta = up + gain*u_dt*F_  # a proven bound for the rounded effective weight's layer, per unit of scale
+        if self.clip and up <= self.c: scale, active = 1.0, 0.0
+        else: scale, active = self.c/beta*(1 - 2*u_dt), 1.0
+        self._set(W, key, scale, active, r.estimate, sup_direction(W64, g, r) if active else None, up, 'torus')
+        return self.out
+
+    def _set(self, W, key, scale, active, sigma, D64, bound, route):
+        kw = dict(dtype=W.dtype, device=W.device)
+        o = self.out
+        if D64 is not None: D = D64.to(**kw)
+        else: D = o[1] if o is not None and o[1].shape == W.shape and o[1].dtype == W.dtype and o[1].device == W.device else torch.zeros_like(W)
+        self.out, self.key, self.seen, self.w_eff = (torch.tensor([scale, active, sigma], **kw), D), key, W.clone(), None
+        self.bound = bound
+        if D64 is not None: self.sigma = sigma
+        self.routes[route] += 1
+
+_CONV_REGISTRY: dict[int, _ConvCertifier] = {}
+
+@torch.library.custom_op('linear_contraction::certify_conv', mutates_args=())
+def _certify_conv(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:bool, geometry:str) -> tuple[Tensor, Tensor]:
+    "The convolution's refresh as an operator (compiled and exported graphs call it at every forward)."
+    cert = _CONV_REGISTRY.get(token)
+    if cert is None or (cert.c, cert.rtol, cert.clip) != (c, rtol, clip):
+        g = json.loads(geometry)
+        geo = ConvGeometry(*(tuple(map(tuple, v)) if i == 2 else tuple(v) if isinstance(v, list) else v for i, v in enumerate(g)))
+        cert = _CONV_REGISTRY[token] = _ConvCertifier(c, clip, rtol, geo)
+    coef, D = cert.refresh(W, check_data)
+    return coef.clone(), D.clone()
+
+@_certify_conv.register_fake
+def _(W, token, c, rtol, clip, check_data, geometry): return W.new_empty(3), torch.empty_like(W)
+
+class _ScaleD(torch.autograd.Function):
+    "W ↦ W·scale whose derivative is that of W·c/β(W) with β ∝ σ(W) where active; D = ∂σ/∂W, ⟨D, W⟩ = σ."
+    generate_vmap_rule = True
+    @staticmethod
+    def forward(W:Tensor, coef:Tensor, D:Tensor) -> Tensor: return W*coef[0]
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx, g):
+        W, coef, D = ctx.saved_tensors
+        scale, active, sigma = coef[0], coef[1], coef[2]
+        k = active*(g*W).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))
+        return scale*(g - k*D) if ctx.needs_input_grad[0] else None, None, None
+
+    @staticmethod
+    def jvp(ctx, dW, *_):
+        W, coef, D = ctx.saved_tensors
+        scale, active, sigma = coef[0], coef[1], coef[2]
+        ds = active*(D*dW).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))
+        return scale*(dW - ds*W)
+
+class _ConvContraction(_Contraction):
+    "A convolution kernel W ↦ W·scale whose layer has ℓ² operator norm ≤ c on inputs of every size (certified)."
+    def __init__(self, weight:Tensor, # (c_out, c_in/groups, *kernel)
+                 geo:ConvGeometry, # the layer's geometry
+                 c:float=1.0, mode:str='clip',
+                 rtol:float=1e-3, # tightness of the all-sizes certificate
+                 name:str='weight'):
+        nn.Module.__init__(self)
+        self.c = _check_c(c)
+        if mode not in MODES: raise ValueError(f"Expected mode to be one of {MODES}, but got mode={mode!r}.")
+        if not (1e-12 < rtol < 1e-1): raise ValueError(f'Expected 1e-12 < rtol < 1e-1, but got rtol={rtol!r}.')
+        self.mode, self.rtol, self.name, self.clip, self.geo = mode, float(rtol), name, mode == 'clip', geo
+        self._geometry = json.dumps(list(geo))
+        kw = dict(dtype=weight.dtype, device=weight.device)
+        self.register_buffer('_D', torch.zeros_like(weight))  # the last eager certificate: ∂σ̂/∂W
+        self.register_buffer('_scale', torch.ones((), **kw))
+        self.register_buffer('_active', torch.zeros((), **kw))
+        self.register_buffer('_beta', torch.zeros((), dtype=torch.float64, device=weight.device))  # proven bound, all sizes
+        self._register()
+        self._pid = None
+        with torch.no_grad(): self.refresh(weight)
+
+    def _register(self):
+        self._token = next(_TOKENS)
+        self.cert = _CONV_REGISTRY[self._token] = _ConvCertifier(self.c, self.clip, self.rtol, self.geo, self.name)
+        weakref.finalize(self, _CONV_REGISTRY.pop, self._token, None)
+
+    def __setstate__(self, state):
+        nn.Module.__setstate__(self, state)
+        self._register()
+        self._pid = None
+
+    @torch.jit.unused
+    def refresh(self, W:Tensor, force:bool=False, check_data:bool=False) -> tuple[Tensor, Tensor]:
+        "Certify `W` if it changed (eagerly) and mirror the result in the buffers; returns (coef, D)."
+        if id(W) != self._pid: _track(self.cert, W); self._pid = id(W)
+        n_before = sum(self.cert.routes.values()) - self.cert.routes['cached']
+        out = self.cert.refresh(W, check_data, force)
+        if sum(self.cert.routes.values()) - self.cert.routes['cached'] != n_before:
+            with torch.no_grad():
+                self._D.copy_(out[1]); self._scale.copy_(out[0][0]); self._active.copy_(out[0][1]); self._beta.fill_(self.cert.bound)
+        return out
+
+    def forward(self, W:Tensor) -> Tensor:
+        train = torch.is_grad_enabled() and W.requires_grad
+        if torch.compiler.is_compiling():
+            coef, D = torch.ops.linear_contraction.certify_conv(W.detach(), self._token, self.c, self.rtol, self.clip, train,
+                                                                self._geometry)
+            scale, active, sigma = coef[0], coef[1], coef[2]
+            g = scale*sigma/torch.where(active > 0, (D*W).sum(), torch.ones_like(scale))  # (D·W) = σ̂ in value
+            return W*(scale + active*(g - g.detach()))
+        coef, D = self.refresh(W, check_data=train)
+        if not train and _fw_ad._current_level < 0:
+            if self.cert.w_eff is None: self.cert.w_eff = W*coef[0]
+            return self.cert.w_eff
+        return _ScaleD.apply(W, coef, D)
+
+    def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, rtol={self.rtol:g}, padding_mode={self.geo.padding_mode!r}'

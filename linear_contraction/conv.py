@@ -127,28 +127,33 @@ def conv_matrix(weight:Tensor, # (c_out, c_in/groups, *kernel)
     return torch.cat(cols).mT
 
 # %% ../nbs/api/03a_conv.ipynb #b4bbfc60
+def _taps(geo:ConvGeometry): # yields (tap index, phase index, offset index), one entry per spatial dimension each
+    "Where each kernel tap goes in the polyphase kernel: phase (t·d) mod s and offset ⌊t·d/s⌋ per dimension."
+    for taps in itertools.product(*(range(k) for k in geo.kernel)):
+        pos = [t*dl for t, dl in zip(taps, geo.dilation)]
+        yield taps, tuple(p % s for p, s in zip(pos, geo.stride)), tuple(p//s for p, s in zip(pos, geo.stride))
+
+def _crop(Wp:Tensor) -> tuple[Tensor, list]:
+    "Drop all-zero leading and trailing taps of a polyphase kernel (g, m, n, *Q); also return the leading offsets dropped."
+    offs = []
+    for i in range(Wp.ndim - 3):
+        nz = Wp.abs().flatten(0, 2).movedim(1 + i, 0).flatten(1).amax(1).nonzero().flatten()
+        a, b = (int(nz[0]), int(nz[-1])) if len(nz) else (0, 0)
+        Wp = Wp.narrow(3 + i, a, b - a + 1); offs.append(a)
+    return Wp, offs
+
 def _polyphase(w:Tensor, # (c_out, c_in/g, *kernel) float64
                geo:ConvGeometry,
                crop:bool=True, # drop all-zero leading/trailing taps (the norm does not change: a shift is unitary)
               ) -> Tensor: # (g, c_out/g, (c_in/g)·∏stride, *Q)
     "The polyphase kernel: a stride-s convolution on the s-phase components of the input as a stride-1 convolution."
-    g, d = geo.groups, len(geo.kernel)
+    g = geo.groups
     W = w.reshape(g, w.shape[0]//g, *w.shape[1:])
-    pos = [torch.arange(k)*dl for k, dl in zip(geo.kernel, geo.dilation)]
-    r = [p % s for p, s in zip(pos, geo.stride)]
-    q = [p // s for p, s in zip(pos, geo.stride)]
-    Q = [int(qq.max()) + 1 for qq in q]
+    Q = [(dl*(k - 1))//s + 1 for k, dl, s in zip(geo.kernel, geo.dilation, geo.stride)]
     out = W.new_zeros(*W.shape[:3], *geo.stride, *Q)
-    for taps in itertools.product(*(range(k) for k in geo.kernel)):
-        idx = tuple(int(r[i][t]) for i, t in enumerate(taps)) + tuple(int(q[i][t]) for i, t in enumerate(taps))
-        out[(slice(None),)*3 + idx] = W[(slice(None),)*3 + taps]
+    for taps, r, q in _taps(geo): out[(slice(None),)*3 + r + q] = W[(slice(None),)*3 + taps]
     out = out.reshape(*W.shape[:2], W.shape[2]*math.prod(geo.stride), *Q)
-    if crop:
-        for i in range(d):
-            nz = out.abs().flatten(0, 2).movedim(1 + i, 0).flatten(1).amax(1).nonzero().flatten()
-            if len(nz): out = out.narrow(3 + i, int(nz[0]), int(nz[-1]) - int(nz[0]) + 1)
-            else: out = out.narrow(3 + i, 0, 1)
-    return out
+    return _crop(out)[0] if crop else out
 
 def _qgrid(Q) -> Tensor: # (∏Q, d) the tap offsets of a polyphase kernel
     return torch.cartesian_prod(*[torch.arange(n, dtype=torch.float64) for n in Q]).reshape(-1, len(Q))
@@ -471,14 +476,22 @@ def all_sizes_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any fl
     gain = _gain(geo, None)
     return r.upper*sc*gain*(1 + 4*U64), r._replace(upper=r.upper*sc, estimate=r.estimate*sc), g, gain
 
-def sup_direction(weight:Tensor, # (c_out, c_in/groups, *kernel) float64
+def sup_direction(weight:Tensor, # (c_out, c_in/groups, *kernel)
                   g:ConvGeometry, # the geometry the certificate used
                   r:_Sup, # the certificate
-                 ) -> Tensor: # weight-shaped: ∂σ/∂W of σ(W) = Re(uᴴ K_W(ω*) v), the top of the symbol
-    "The derivative of the symbol's top singular value at the maximiser, mapped back to the kernel taps."
-    w = weight.detach().to(torch.float64).requires_grad_(True)
-    with torch.enable_grad():
-        K = _symbol(_polyphase(w, g), r.omega[None].to(w.device))[r.group, 0]
-        s = torch.real(r.u.conj() @ K @ r.v)
-        (D,) = torch.autograd.grad(s, w)
+                 ) -> Tensor: # float64, kernel-shaped: ∂σ/∂W of σ(W) = Re(uᴴ K_W(ω*) v), the top of the symbol
+    "The derivative of the symbol's top singular value at the maximiser, mapped back to the kernel taps (no autograd needed)."
+    w = weight.detach().to(torch.float64)
+    full = _polyphase(w, g, crop=False)
+    _, q0 = _crop(full)  # the certificate's symbol is the cropped kernel's: K_cropped(ω) = e^{iω·q0} K_full(ω)
+    Q = full.shape[3:]
+    q = _qgrid(Q).to(w.device) - torch.tensor(q0, dtype=torch.float64, device=w.device)
+    phase = torch.polar(torch.ones(q.shape[0], dtype=torch.float64, device=w.device), -(q @ r.omega.to(w.device)))
+    Gq = torch.real(r.u.conj()[:, None, None]*r.v[None, :, None]*phase)  # (m, n, ∏Q): ∂/∂W_q of Re(uᴴ Σ W_q e^{-iω·q} v)
+    cog, cig = w.shape[0]//g.groups, w.shape[1]
+    Gp = Gq.reshape(cog, cig, *g.stride, *Q)
+    D = torch.zeros_like(w)
+    Dg = D[r.group*cog:(r.group + 1)*cog]
+    for taps, rr, qq in _taps(g): Dg[(slice(None), slice(None)) + taps] = Gp[(slice(None), slice(None)) + rr + qq]
     return D
+

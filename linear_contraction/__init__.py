@@ -16,10 +16,10 @@ from .conv import conv_spectral_norm, certified_conv_bound
 from .contraction import LinearContraction, contraction, remove_contraction, refresh_contractions
 from .activations import MaxMin
 from .solvers import SolverResult, fixed_point, anderson, broyden
-from .iresnet import iResNetBlock, iResNet, contractive_mlp
+from .iresnet import iResNetBlock, iResNet, contractive_mlp, contractive_cnn
 from .deq import DEQFixedPoint, PhantomGradient
 
 __all__ = ['ConvergenceWarning', 'ConvergenceError', 'spectral_norm', 'singular_triplet', 'certified_spectral_bound',
            'conv_spectral_norm', 'certified_conv_bound',
            'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions', 'MaxMin', 'SolverResult', 'fixed_point',
-           'anderson', 'broyden', 'iResNetBlock', 'iResNet', 'contractive_mlp', 'DEQFixedPoint', 'PhantomGradient']
+           'anderson', 'broyden', 'iResNetBlock', 'iResNet', 'contractive_mlp', 'contractive_cnn', 'DEQFixedPoint', 'PhantomGradient']

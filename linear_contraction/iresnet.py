@@ -15,8 +15,8 @@ from .checks import check_floating, check_finite, ConvergenceWarning
 from .solvers import SolverResult, get_solver
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'BACKWARDS', 'LipSwish', 'contractive_mlp', 'ResidualInverse', 'residual_inverse', 'iResNetBlock',
-           'logdet_series', 'logdet_exact', 'iResNet']
+__all__ = ['ACTIVATIONS', 'BACKWARDS', 'LipSwish', 'contractive_mlp', 'contractive_cnn', 'ResidualInverse', 'residual_inverse',
+           'iResNetBlock', 'logdet_series', 'logdet_exact', 'iResNet']
 
 # %% ../nbs/api/07_iresnet.ipynb #4375243a
 class LipSwish(nn.Module):
@@ -45,6 +45,30 @@ def contractive_mlp(features:int, # input and output size
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         if i: layers.append(ACTIVATIONS[activation]())
         layers.append(linear(a, b, c=ci))
+    return nn.Sequential(*layers)
+
+def contractive_cnn(channels:int, # input and output channels
+                    hidden_channels:int, # channels of the hidden layers
+                    *,
+                    c:float=0.9, # Lipschitz bound of the whole CNN, for every input size: each layer gets c**(1/(n_hidden+1))
+                    n_hidden:int=1, # number of hidden layers
+                    kernel_size:int=3, # odd or even; 'same' padding keeps the spatial size
+                    dim:int=2, # 1 (Conv1d, sequences) or 2 (Conv2d, images)
+                    activation:str='elu', # 1-Lipschitz activation: 'elu', 'tanh' or 'lipswish'
+                    padding_mode:str='zeros', # as nn.Conv2d takes it; the certificate accounts for the padding
+                   ) -> nn.Sequential:
+    "A CNN of `contraction(nn.Conv2d)` layers ('same' padding) and 1-Lipschitz activations with Lip ≤ c on inputs of every size."
+    from linear_contraction.contraction import contraction
+    if dim not in (1, 2): raise ValueError(f'Expected dim 1 (Conv1d) or 2 (Conv2d), but got dim={dim!r}.')
+    if activation not in ACTIVATIONS: raise ValueError(f'Unknown activation {activation!r}: expected one of {list(ACTIVATIONS)} (all 1-Lipschitz).')
+    if not (isinstance(n_hidden, int) and n_hidden >= 0): raise ValueError(f'Expected n_hidden to be an int >= 0, but got {n_hidden!r}.')
+    if not c > 0: raise ValueError(f'Expected c > 0, but got c={c!r}.')
+    conv = nn.Conv1d if dim == 1 else nn.Conv2d
+    sizes, ci = [channels] + [hidden_channels]*n_hidden + [channels], c**(1/(n_hidden + 1))
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i: layers.append(ACTIVATIONS[activation]())
+        layers.append(contraction(conv(a, b, kernel_size, padding='same', padding_mode=padding_mode), c=ci))
     return nn.Sequential(*layers)
 
 # %% ../nbs/api/07_iresnet.ipynb #d27a75e4
@@ -119,17 +143,27 @@ def residual_inverse(g:Callable, # the contraction, (batch, ...) -> (batch, ...)
     return x, info
 
 # %% ../nbs/api/07_iresnet.ipynb #01499919
-def _check_features(x:Tensor, features:int, name:str, finite:bool=True) -> None:
-    "Check that x is a floating (batch, features) tensor, and finite unless `finite=False`."
+def _event_shape(features) -> tuple[int, ...]:
+    "`features` as an event shape: an int d means (d,), a tuple such as (C, H, W) is taken as it is."
+    shape = (features,) if isinstance(features, int) and not isinstance(features, bool) else tuple(features) if isinstance(features, (tuple, list, torch.Size)) else None
+    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
+        raise ValueError(f'Expected features to be a positive int or a tuple of positive ints (an event shape such as (C, H, W)), '
+                         f'but got {features!r}.')
+    return shape
+
+def _check_features(x:Tensor, features, name:str, finite:bool=True) -> None:
+    "Check that x is a floating (batch, *event_shape) tensor, and finite unless `finite=False`."
     check_floating(x, name)
-    if x.ndim != 2 or x.shape[-1] != features:
-        raise ValueError(f'Expected {name} of shape (batch, {features}), but got shape {tuple(x.shape)}. '
+    shape = _event_shape(features)
+    if tuple(x.shape[1:]) != shape:
+        want = ', '.join(map(str, shape))
+        raise ValueError(f'Expected {name} of shape (batch, {want}), but got shape {tuple(x.shape)}. '
                          f'The block was built for features={features}.')
     if finite: check_finite(x, name)
 
 class iResNetBlock(nn.Module):
     "Invertible residual block y = x + g(x) with Lip(g) ≤ c < 1: forward, inverse and log-determinant."
-    def __init__(self, features:int, # size of x and y
+    def __init__(self, features:int|tuple, # size of x and y, or their event shape, e.g. (C, H, W) with a convolutional g
                  *,
                  hidden_features:int|None=None, # width of the default g (default: max(4·features, 32))
                  c:float|None=None, # Lipschitz bound of the default g (default 0.9); leave None when passing g
@@ -140,9 +174,12 @@ class iResNetBlock(nn.Module):
                  lipschitz:float|None=None, # the proven Lipschitz bound of a user-supplied g (required with g)
                 ):
         super().__init__()
-        if not (isinstance(features, int) and features >= 1): raise ValueError(f'Expected features to be a positive int, but got {features!r}.')
+        self.event_shape = _event_shape(features)
         self.features = features
         if g is None:
+            if len(self.event_shape) > 1:
+                raise ValueError(f'The default g is an MLP on vectors; for event shape {self.event_shape} pass g (e.g. '
+                                 'contractive_cnn(channels, hidden)) and its proven lipschitz bound.')
             if lipschitz is not None: raise ValueError('lipschitz is the bound of a user-supplied g; for the default g pass c instead.')
             c = 0.9 if c is None else float(c)
             self.g = contractive_mlp(features, hidden_features or max(4 * features, 32), c=c, n_hidden=n_hidden, activation=activation, linear=linear)
@@ -226,16 +263,16 @@ def logdet_series(g:Callable, # the contraction, (batch, d) -> (batch, d)
     if probe not in ('rademacher', 'gaussian'): raise ValueError(f"Unknown probe {probe!r}: expected 'rademacher' or 'gaussian'.")
     create, B = torch.is_grad_enabled(), x.shape[0]
     with torch.enable_grad():
-        xr = x.repeat(n_probes, 1) if n_probes > 1 else x          # all probes in one batch: (n_probes·batch, d)
+        xr = x.repeat(n_probes, *[1]*(x.ndim - 1)) if n_probes > 1 else x   # all probes in one batch: (n_probes·batch, ...)
         xg = xr if xr.requires_grad else xr.detach().requires_grad_()
         gx = g(xg)
-        if probe == 'rademacher':
+        if probe == 'rademacher':  # (any event shape: traces are sums over all event dimensions)
             v = torch.randint(0, 2, xg.shape, generator=generator, device=x.device).to(x.dtype) * 2 - 1
         else: v = torch.randn(xg.shape, generator=generator, device=x.device, dtype=x.dtype)
         w, est = v, 0
         for k in range(1, n_terms + 1):
             w = torch.autograd.grad(gx, xg, w, create_graph=create, retain_graph=True)[0]       # w = (J_gᵀ)ᵏ v
-            est = est + (-1) ** (k + 1) / k * (w * v).sum(-1)
+            est = est + (-1) ** (k + 1) / k * (w * v).flatten(1).sum(-1)
         est = est.reshape(n_probes, B).mean(0)
         gx = gx[:B]
     return (gx, est) if create else (gx.detach(), est.detach())
@@ -248,9 +285,11 @@ def logdet_exact(g:Callable, # the map, (batch, d) -> (batch, d)
     with torch.enable_grad():
         xg = x if x.requires_grad else x.detach().requires_grad_()
         gx = g(xg)
-        eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-        rows = [torch.autograd.grad(gx, xg, eye[i].expand_as(gx), create_graph=create, retain_graph=True)[0] for i in range(x.shape[-1])]
-        J = torch.stack(rows, -2)                      # (batch, d, d): J[b, i, :] = ∂g_i/∂x
+        d = x[0].numel()
+        eye = torch.eye(d, dtype=x.dtype, device=x.device)
+        rows = [torch.autograd.grad(gx, xg, eye[i].reshape(x.shape[1:]).expand_as(gx), create_graph=create, retain_graph=True)[0].flatten(1)
+                for i in range(d)]
+        J = torch.stack(rows, -2)                      # (batch, d, d): J[b, i, :] = ∂g_i/∂x, event dimensions flattened
         ld = torch.linalg.slogdet(eye + J).logabsdet
     return (gx, ld) if create else (gx.detach(), ld.detach())
 
@@ -264,9 +303,9 @@ class iResNet(nn.Module):
         if not blocks: raise ValueError('Expected at least one block, but got none.')
         for i, b in enumerate(blocks):
             if not isinstance(b, iResNetBlock): raise TypeError(f'Expected iResNetBlock instances, but block {i} is {type(b).__name__}.')
-        fs = {b.features for b in blocks}
+        fs = {b.event_shape for b in blocks}
         if len(fs) != 1: raise ValueError(f'All blocks must have the same features, but got {[b.features for b in blocks]}.')
-        self.blocks, self.features = nn.ModuleList(blocks), blocks[0].features
+        self.blocks, self.features, self.event_shape = nn.ModuleList(blocks), blocks[0].features, blocks[0].event_shape
 
     def forward(self, x:Tensor, # (batch, features)
                ) -> Tensor: # (batch, features)
@@ -311,7 +350,7 @@ class iResNet(nn.Module):
                 ) -> Tensor: # (batch,) log density in nats
         "log p(x) = log N(F(x); 0, I) + log|det ∂F/∂x| (standard normal base)."
         z, ld = self.forward_logdet(x, method=method, n_terms=n_terms, n_probes=n_probes, generator=generator)
-        return -0.5 * (z ** 2).sum(-1) - 0.5 * self.features * math.log(2 * math.pi) + ld
+        return -0.5 * (z ** 2).flatten(1).sum(-1) - 0.5 * math.prod(self.event_shape) * math.log(2 * math.pi) + ld
 
     @torch.no_grad()
     def sample(self, n:int, # number of samples
@@ -327,5 +366,5 @@ class iResNet(nn.Module):
         "Samples x = F⁻¹(z), z ~ N(0, I)."
         p = next(self.parameters(), None)
         dtype = dtype or (p.dtype if p is not None else torch.get_default_dtype())
-        z = torch.randn(n, self.features, generator=generator, dtype=dtype, device=p.device if p is not None else None)
+        z = torch.randn(n, *self.event_shape, generator=generator, dtype=dtype, device=p.device if p is not None else None)
         return self.inverse(z, solver=solver, atol=atol, rtol=rtol, maxiter=maxiter, throw=throw)

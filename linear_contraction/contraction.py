@@ -6,7 +6,7 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/contraction.ht
 
 # %% ../nbs/api/04_contraction.ipynb #cf0e988f
 from __future__ import annotations
-import itertools, json, math, warnings, weakref
+import ast, itertools, math, warnings, weakref
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn, Tensor
@@ -420,8 +420,7 @@ def _certify_conv(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_dat
     "The convolution's refresh as an operator (compiled and exported graphs call it at every forward)."
     cert = _CONV_REGISTRY.get(token)
     if cert is None or (cert.c, cert.rtol, cert.clip) != (c, rtol, clip):
-        g = json.loads(geometry)
-        geo = ConvGeometry(*(tuple(map(tuple, v)) if i == 2 else tuple(v) if isinstance(v, list) else v for i, v in enumerate(g)))
+        geo = ConvGeometry(*ast.literal_eval(geometry))  # e.g. an exported program run in a new process
         cert = _CONV_REGISTRY[token] = _ConvCertifier(c, clip, rtol, geo)
     coef, D = cert.refresh(W, check_data)
     return coef.clone(), D.clone()
@@ -466,7 +465,7 @@ class _ConvContraction(_Contraction):
         if mode not in MODES: raise ValueError(f"Expected mode to be one of {MODES}, but got mode={mode!r}.")
         if not (1e-12 < rtol < 1e-1): raise ValueError(f'Expected 1e-12 < rtol < 1e-1, but got rtol={rtol!r}.')
         self.mode, self.rtol, self.name, self.clip, self.geo = mode, float(rtol), name, mode == 'clip', geo
-        self._geometry = json.dumps(list(geo))
+        self._geometry = repr(tuple(geo))  # plain literals: the operator's string argument
         kw = dict(dtype=weight.dtype, device=weight.device)
         self.register_buffer('_D', torch.zeros_like(weight))  # the last eager certificate: ∂σ̂/∂W
         self.register_buffer('_scale', torch.ones((), **kw))

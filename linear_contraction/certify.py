@@ -15,7 +15,8 @@ from .checks import check_matrix, check_finite, report_nonconvergence, Convergen
 from .spectral import singular_triplet
 
 # %% auto #0
-__all__ = ['U64', 'shift_certificates', 'shift_certificate', 'SpectralBound', 'certified_spectral_bound']
+__all__ = ['U64', 'shift_certificates', 'gram_shift_certificates', 'shift_certificate', 'SpectralBound',
+           'certified_spectral_bound']
 
 # %% ../nbs/api/03_certify.ipynb #b267b1fd
 U64 = 2.0**-53  # unit roundoff of float64 (shared by every rounding margin of the package)
@@ -29,14 +30,22 @@ def shift_certificates(A:Tensor, # (b, m, n) float64, entries of modest size (sc
                        s:float, # the candidate shift, common to the batch
                       ) -> tuple[Tensor, Tensor]: # ok (b,) bool, bound (b,) float64 (inf where not ok)
     "Try to prove `σ_max(A_i)² ≤ bound_i` for each matrix of a batch by a Cholesky factorisation of `s·I − G_i`."
-    m, n = A.shape[-2], A.shape[-1]
+    return gram_shift_certificates(G, s, A.shape[-2], A.square().sum((-2, -1)))
+
+def gram_shift_certificates(G:Tensor, # (b, n, n) float64: Gram matrices computed by dot products of length ≤ `rows` (each entry)
+                            s:float, # the candidate shift, common to the batch
+                            rows:int, # the length of those dot products (the rows of A)
+                            fro2:Tensor, # (b,) ‖A_i‖_F², which bounds the Gram matrices' rounding with γ_rows
+                           ) -> tuple[Tensor, Tensor]: # ok (b,) bool, bound (b,) float64 (inf where not ok)
+    "`shift_certificates` for a caller that formed the Gram matrices itself (e.g. from the real and imaginary parts of a complex A)."
+    m, n = rows, G.shape[-1]
     M = -G
     M.diagonal(dim1=-2, dim2=-1).add_(s)
     _, info = torch.linalg.cholesky_ex(M)
     d = M.diagonal(dim1=-2, dim2=-1)
     g = _gamma(n + 1)
     margin = (g/(1 - g)*d.sum(-1) + 2*U64*d.abs().amax(-1)
-              + _gamma(m)*A.square().sum((-2, -1)) + (n + 1)**2*2.0**-1000)
+              + _gamma(m)*fro2 + (n + 1)**2*2.0**-1000)
     ok = info == 0
     return ok, torch.where(ok, (s + 2*margin)*(1 + 8*U64), torch.full_like(margin, math.inf))
 

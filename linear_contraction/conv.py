@@ -13,7 +13,7 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from .checks import check_finite
-from .certify import U64, certified_spectral_bound, shift_certificates
+from .certify import U64, certified_spectral_bound, gram_shift_certificates
 from .spectral import _block_top
 
 # %% auto #0
@@ -178,46 +178,59 @@ def _symbol_error(Wp:Tensor, omega:Tensor) -> float:
     return 2*(eps_phase + gam*(1 + eps_phase))*wf
 
 # %% ../nbs/api/03a_conv.ipynb #bd8c78b1
+def _side(K:Tensor) -> Tensor: # (B, m', n') with m' ≥ n': K or Kᴴ, whichever has the smaller Gram matrix
+    return K if K.shape[-2] >= K.shape[-1] else K.mH
+
+def _gram(A:Tensor) -> Tensor:
+    "H = AᴴA (complex, B×n×n) from two real products: each of its real and imaginary parts is one dot product of length 2m."
+    X, Y = A.real, A.imag
+    S = torch.cat([X, Y], -2)  # (B, 2m, n)
+    return torch.complex(S.mT @ S, S.mT @ torch.cat([Y, -X], -2))  # XᵀX + YᵀY + i(XᵀY − YᵀX)
+
 def _top(K:Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    "λ̂ = σ̂² and unit singular vectors (u, v) of a batch of complex matrices (B, m, n), via the smaller Gram matrix."
-    m, n = K.shape[-2:]
-    if m >= n:
-        lam, V = torch.linalg.eigh(K.mH @ K); v = V[..., -1]
-        u = (K @ v[..., None])[..., 0]; u = u/torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_min(1e-300)
-    else:
-        lam, U = torch.linalg.eigh(K @ K.mH); u = U[..., -1]
-        v = (K.mH @ u[..., None])[..., 0]; v = v/torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(1e-300)
+    "λ̂ = σ̂² and unit singular vectors (u, v) of a batch of complex matrices (B, m, n), by `eigh` of the smaller Gram matrix."
+    A = _side(K)
+    lam, V = torch.linalg.eigh(_gram(A)); x = V[..., -1]
+    y = (A @ x[..., None])[..., 0]; y = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-300)
+    u, v = (y, x) if A is K else (x, y)
     return lam[..., -1].clamp_min(0), u, v
 
-def _upper(K:Tensor, # (B, m, n) complex
+def _top_power(H:Tensor, # (B, n, n) complex Hermitian Gram matrices
+               x:Tensor, # (B, n) start vectors (a parent cell's top vector)
+               steps:int=4,
+              ) -> tuple[Tensor, Tensor]:
+    "A few warm power steps on H: Rayleigh quotients λ̂ (lower estimates) and vectors; cheaper than `eigh` per point."
+    for _ in range(steps):
+        w = (H @ x[..., None])[..., 0]
+        x = w/torch.linalg.vector_norm(w, dim=-1, keepdim=True).clamp_min(1e-300)
+    return torch.real((x.conj()[..., None, :] @ H @ x[..., None])[..., 0, 0]), x
+
+def _upper(A:Tensor, # (B, m, n) complex, m ≥ n
+           H:Tensor, # (B, n, n) its Gram matrix from `_gram`
            s:float, # the shift for σ²
            delta:float, # the symbol's rounding bound
+           chunk:int=2**25, # entries of real Gram matrices formed at once
           ) -> Tensor: # (B,) proven bounds on σ_max of the exact symbol (inf where the Cholesky failed)
-    "Prove σ_max ≤ bound at each point: a Cholesky certificate of the real form [[Re, −Im], [Im, Re]] (same singular values)."
-    A = K if K.shape[-2] >= K.shape[-1] else K.mH
-    R = torch.cat([torch.cat([A.real, -A.imag], -1), torch.cat([A.imag, A.real], -1)], -2)
-    ok, b2 = shift_certificates(R, R.mT @ R, s)
-    return b2.sqrt()*(1 + 4*U64) + delta
-
-def _top_power(K:Tensor, # (B, m, n) complex
-               v:Tensor, # (B, n) start vectors (a parent cell's top vector)
-               steps:int=6,
-              ) -> tuple[Tensor, Tensor]:
-    "A few warm power steps on KᴴK: Rayleigh quotients λ̂ (lower estimates) and vectors; cheaper than `eigh` per point."
-    for _ in range(steps):
-        w = (K.mH @ (K @ v[..., None]))[..., 0]
-        v = w/torch.linalg.vector_norm(w, dim=-1, keepdim=True).clamp_min(1e-300)
-    return torch.linalg.vector_norm(K @ v[..., None], dim=(-2, -1))**2, v
+    "Prove σ_max ≤ bound at each point: a Cholesky certificate of the real form R = [[Re, −Im], [Im, Re]] (same singular values)."
+    fro2 = 2*(A.real.square() + A.imag.square()).sum((-2, -1))  # ‖R‖_F²
+    step = max(1, chunk//(4*H.shape[-1]**2))
+    out = []
+    for i in range(0, H.shape[0], step):
+        Re, Im = H[i:i + step].real, H[i:i + step].imag
+        G = torch.cat([torch.cat([Re, -Im], -1), torch.cat([Im, Re], -1)], -2)  # = RᵀR, entry for entry as `_gram` computed it
+        out.append(gram_shift_certificates(G, s, 2*A.shape[-2], fro2[i:i + step])[1])
+    return torch.cat(out).sqrt()*(1 + 4*U64) + delta
 
 def _certify_points(Wp:Tensor, omega:Tensor, rtol:float) -> tuple[float, float, Tensor, Tensor, Tensor]:
     "A proven bound on max_ω σ_max(K(ω)) over the given frequencies, tight to `rtol`; with the estimate and the top point."
     K = _symbol(Wp, omega).flatten(0, 1)  # (g·P, m, n)
     delta = _symbol_error(Wp, omega)
     lam, u, v = _top(K)
+    A = _side(K); H = _gram(A)
     i = int(lam.argmax()); lmax = float(lam[i])
     tau = rtol/2
     for _ in range(6):
-        U = _upper(K, lmax*(1 + tau)**2, delta)
+        U = _upper(A, H, lmax*(1 + tau)**2, delta)
         if bool(torch.isfinite(U).all()): break
         tau *= 4
     return float(U.max()), math.sqrt(lmax), i, u[i], v[i]
@@ -275,11 +288,13 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
     while True:
         K = _symbol(Wp, omega).flatten(0, 1)
         delta = _symbol_error(Wp, omega)
-        if vs is None: lam, _, v = _top(K)
-        else: lam, v = _top_power(K, vs)
+        A = _side(K)
+        H = _gram(A)
+        if vs is None: lam, x = torch.linalg.eigh(H); lam, x = lam[..., -1], x[..., -1]
+        else: lam, x = _top_power(H, vs)
         n_pts += omega.shape[0]
         i = int(lam.argmax())
-        rho = float(torch.linalg.vector_norm(K[i] @ v[i]))  # ‖K̃ v‖ with ‖v‖ = 1: a lower bound on σ_max(K̃(ω_i))
+        rho = float(torch.linalg.vector_norm(A[i] @ x[i]))  # ‖Ã x‖ with ‖x‖ = 1: a lower bound on σ_max(K̃(ω_i))
         L_lo = max(L_lo, max(0.0, rho*(1 - 1e-12) - delta)**2)  # ≤ σ_max(K(ω_i))² ≤ Λ
         lmax = float(lam[i])
         theta = float((T*h).sum())*(1 + 1e-12)
@@ -290,7 +305,7 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
             j = int(lt.argmax()); lmax, k = float(lt[j]), int(top[j])
             tau = rtol/4
             for _ in range(6):
-                U = _upper(K, lmax*(1 + tau)**2, delta)
+                U = _upper(A, H, lmax*(1 + tau)**2, delta)
                 if bool(torch.isfinite(U).all()): break
                 tau *= 4
             b = float(U.max())**2  # ≥ λ_max at every point of this level
@@ -302,7 +317,7 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
         cand = lam >= thr*(1 - 1e-6)
         test = ~cand
         if bool(test.any()):
-            Ut = _upper(K[test], thr*(1 - 1e-7), delta)
+            Ut = _upper(A[test], H[test], thr*(1 - 1e-7), delta)
             cand[test] = ~(Ut*Ut < thr)  # not proven below the threshold: keep
         keep = cand.reshape(Wp.shape[0], -1).any(0)
         nc = 2**int(split.sum())
@@ -311,7 +326,7 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
         offs = torch.cartesian_prod(*[torch.tensor([-0.5, 0.5] if s else [0.0], dtype=torch.float64) for s in split])
         offs = offs.reshape(-1, len(Q))*h
         omega = (c[:, None, :] + offs[None]).reshape(-1, len(Q))
-        vs = v.reshape(Wp.shape[0], -1, v.shape[-1])[:, keep].repeat_interleave(nc, 1).flatten(0, 1)
+        vs = x.reshape(Wp.shape[0], -1, x.shape[-1])[:, keep].repeat_interleave(nc, 1).flatten(0, 1)
         h = torch.where(split, h/2, h)
 
 # %% ../nbs/api/03a_conv.ipynb #65c74c2d

@@ -51,7 +51,9 @@ class _Certifier:
                ) -> tuple[Tensor, Tensor, Tensor]: # coef (3,) = (scale, active, σ̂), u (m,), v (n,)
         "Return the scale of `W` and the singular vectors of its gradient, certifying `W` afresh only if it changed."
         key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
-        if not force and key == self.key and (not check_data or torch.equal(W, self.seen)):
+        same = key == self.key and (not check_data or torch.equal(W, self.seen))
+        if not force and (same or (self.key is not None and key[2:] == self.key[2:] and torch.equal(W, self.seen))):
+            self.key = key  # a new tensor with the certified values (compiled graphs may pass copies): nothing to prove
             self.routes['cached'] += 1
             return self.out
         W = W.detach()
@@ -377,7 +379,9 @@ class _ConvCertifier:
                ) -> tuple[Tensor, Tensor]: # coef (3,) = (scale, active, σ̂), D: ∂σ̂/∂W (kernel-shaped)
         "Return the scale of `W` and the derivative of the symbol's supremum, certifying `W` afresh only if it changed."
         key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
-        if not force and key == self.key and (not check_data or torch.equal(W, self.seen)):
+        same = key == self.key and (not check_data or torch.equal(W, self.seen))
+        if not force and (same or (self.key is not None and key[2:] == self.key[2:] and torch.equal(W, self.seen))):
+            self.key = key  # a new tensor with the certified values (compiled graphs may pass copies): nothing to prove
             self.routes['cached'] += 1
             return self.out
         W = W.detach()
@@ -423,10 +427,10 @@ def _certify_conv(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_dat
         geo = ConvGeometry(*ast.literal_eval(geometry))  # e.g. an exported program run in a new process
         cert = _CONV_REGISTRY[token] = _ConvCertifier(c, clip, rtol, geo)
     coef, D = cert.refresh(W, check_data)
-    return coef.clone(), D.clone()
+    return coef.clone(), D.contiguous().clone()  # contiguous whatever the layout of W (inductor may pass channels-last kernels)
 
 @_certify_conv.register_fake
-def _(W, token, c, rtol, clip, check_data, geometry): return W.new_empty(3), torch.empty_like(W)
+def _(W, token, c, rtol, clip, check_data, geometry): return W.new_empty(3), W.new_empty(W.shape)  # contiguous, as the real one
 
 class _ScaleD(torch.autograd.Function):
     "W ↦ W·scale whose derivative is that of W·c/β(W) with β ∝ σ(W) where active; D = ∂σ/∂W, ⟨D, W⟩ = σ."

@@ -179,7 +179,7 @@ def _symbol_error(Wp:Tensor, omega:Tensor) -> float:
 
 # %% ../nbs/api/03a_conv.ipynb #bd8c78b1
 def _side(K:Tensor) -> Tensor: # (B, m', n') with m' ≥ n': K or Kᴴ, whichever has the smaller Gram matrix
-    return K if K.shape[-2] >= K.shape[-1] else K.mH
+    return K if K.shape[-2] >= K.shape[-1] else K.transpose(-2, -1).conj_physical()  # physical: no lazy conjugate bit
 
 def _gram(A:Tensor) -> Tensor:
     "H = AᴴA (complex, B×n×n) from two real products: each of its real and imaginary parts is one dot product of length 2m."
@@ -203,7 +203,7 @@ def _top_power(H:Tensor, # (B, n, n) complex Hermitian Gram matrices
     for _ in range(steps):
         w = (H @ x[..., None])[..., 0]
         x = w/torch.linalg.vector_norm(w, dim=-1, keepdim=True).clamp_min(1e-300)
-    return torch.real((x.conj()[..., None, :] @ H @ x[..., None])[..., 0, 0]), x
+    return torch.real((x.conj_physical()[..., None, :] @ H @ x[..., None])[..., 0, 0]), x
 
 def _upper(A:Tensor, # (B, m, n) complex, m ≥ n
            H:Tensor, # (B, n, n) its Gram matrix from `_gram`
@@ -461,7 +461,7 @@ def conv_spectral_norm(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d o
             idx = torch.tensor(torch.unravel_index(torch.tensor(pi), Kf.shape[3:]), dtype=torch.float64)
             omega = (idx*2*math.pi/torch.tensor(grid, dtype=torch.float64))[None]
         Kw = _symbol(_polyphase(w64, geo, crop=False), omega)[gi, 0]  # with the weight's graph: linear in the weight
-        sigma = torch.real(u[i].conj() @ Kw @ v[i])  # = σ_max; its gradient is Re(ū vᵀ e^{iω·q}) mapped back to the taps
+        sigma = torch.real(u[i].conj_physical() @ Kw @ v[i])  # = σ_max; its gradient is Re(ū vᵀ e^{iω·q}) mapped back to the taps
         return ConvNorm(sigma.to(weight.dtype), 1e-12, 'fft')
     n_in = geo.in_channels*math.prod(size)
     wd = w64.detach()
@@ -496,13 +496,15 @@ def sup_direction(weight:Tensor, # (c_out, c_in/groups, *kernel)
                   r:_Sup, # the certificate
                  ) -> Tensor: # float64, kernel-shaped: ∂σ/∂W of σ(W) = Re(uᴴ K_W(ω*) v), the top of the symbol
     "The derivative of the symbol's top singular value at the maximiser, mapped back to the kernel taps (no autograd needed)."
+    # no autograd (a custom operator runs below it) and no lazy conjugation: inside compiled graphs a conjugate *view* was
+    # seen to be read as the plain tensor, so every conjugate here is physical
     w = weight.detach().to(torch.float64)
     full = _polyphase(w, g, crop=False)
     _, q0 = _crop(full)  # the certificate's symbol is the cropped kernel's: K_cropped(ω) = e^{iω·q0} K_full(ω)
     Q = full.shape[3:]
     q = _qgrid(Q).to(w.device) - torch.tensor(q0, dtype=torch.float64, device=w.device)
     phase = torch.polar(torch.ones(q.shape[0], dtype=torch.float64, device=w.device), -(q @ r.omega.to(w.device)))
-    Gq = torch.real(r.u.conj()[:, None, None]*r.v[None, :, None]*phase)  # (m, n, ∏Q): ∂/∂W_q of Re(uᴴ Σ W_q e^{-iω·q} v)
+    Gq = torch.real(r.u.conj_physical()[:, None, None]*r.v[None, :, None]*phase)  # (m, n, ∏Q): ∂/∂W_q of Re(uᴴ Σ W_q e^{-iω·q} v)
     cog, cig = w.shape[0]//g.groups, w.shape[1]
     Gp = Gq.reshape(cog, cig, *g.stride, *Q)
     D = torch.zeros_like(w)

@@ -19,6 +19,7 @@ BENCHMARKS = {
     'solvers': 'linear_contraction.bench.solvers',          # fixed point vs Anderson
     'iresnet': 'linear_contraction.bench.iresnet',          # inverse, implicit backward, flow reconstruction
     'deq': 'linear_contraction.bench.deq',                  # DEQFixedPoint vs torchdeq
+    'conv': 'linear_contraction.bench.conv',                # convolution norms, bounds across sizes, contraction(nn.Conv2d) vs peers
 }
 
 # %% ../../nbs/bench/99_cli.ipynb #81fbcfee

@@ -1,4 +1,4 @@
-"""Lipschitz-bounded linear layers whose bound holds: certified spectral norms, contractions, invertible ResNets and DEQs for PyTorch
+"""Lipschitz-bounded linear and convolutional layers whose bound holds: certified spectral and convolution norms, contractions, invertible ResNets and DEQs for PyTorch
 
 Modules:
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import math, warnings
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 import torch
 from torch import nn, Tensor
 from .checks import check_floating, report_nonconvergence, ConvergenceWarning
 from .solvers import SolverResult, anderson, fixed_point, get_solver
 
 # %% auto #0
-__all__ = ['DEQStats', 'PhantomGradient', 'DEQFixedPoint', 'jacobian_regularization']
+__all__ = ['DEQStats', 'PhantomGradient', 'DEQFixedPoint', 'jacobian_regularization', 'fixed_point_correction']
 
 # %% ../nbs/api/08_deq.ipynb #1c6e5fe0
 @dataclass
@@ -103,8 +103,12 @@ class DEQFixedPoint(nn.Module):
                  b_maxiter:int|None=None,
                  z_shape:tuple|None=None, # shape of z per sample, without the batch dim, for the default z0 (default: x's)
                  throw:bool=False, # raise `ConvergenceError` (forward or backward) instead of warning
+                 keep_states:int=0, # keep this many evenly spaced iterates of the forward solve in `states` (fixed-point correction)
                 ):
         super().__init__()
+        if not isinstance(keep_states, int) or isinstance(keep_states, bool) or keep_states < 0:
+            raise ValueError(f'Expected keep_states to be an int >= 0, but got keep_states={keep_states!r}.')
+        self.keep_states, self.states = keep_states, []
         if not isinstance(f, nn.Module): raise TypeError(f'Expected f to be an nn.Module computing f(z, x), but got {type(f).__name__}. '
                                                           'Wrap a function in a Module so that its parameters are registered.')
         if not isinstance(backward, PhantomGradient) and backward not in ('implicit', 'one_step'):
@@ -132,9 +136,15 @@ class DEQFixedPoint(nn.Module):
         check_floating(x, 'x')
         if x.ndim < 1: raise ValueError('Expected x with a leading batch dimension, shape (batch, ...), but got a 0-d tensor. Use x[None].')
         z0 = self._z0(x, z0)
+        seen = []  # the points at which the solver evaluated f: its iterates, whatever the solver
+        def fx(z):
+            if self.keep_states: seen.append(z.detach())
+            return self.f(z, x)
         with torch.no_grad():
-            res = _solve_quiet(self.solver, lambda z: self.f(z, x), z0, self.atol, self.rtol, self.maxiter,
-                               'DEQFixedPoint forward', self.throw)
+            res = _solve_quiet(self.solver, fx, z0, self.atol, self.rtol, self.maxiter, 'DEQFixedPoint forward', self.throw)
+        if self.keep_states:
+            idx = torch.linspace(0, len(seen) - 1, min(self.keep_states, len(seen))).round().long().unique().tolist()
+            self.states = [seen[i] for i in idx]
         stats = self.stats = DEQStats(res.n_steps, res.residual, res.converged)
         z_star = res.value.detach()
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.f.parameters()))
@@ -180,3 +190,20 @@ def jacobian_regularization(f:Callable[[Tensor, Tensor], Tensor], # the cell f(z
             vJ, = torch.autograd.grad(fz, zz, v, create_graph=True, retain_graph=True)
             est = est + vJ.reshape(vJ.shape[0], -1).square().sum(1)
     return est/n_probes
+
+# %% ../nbs/api/08_deq.ipynb #25cacfbc
+def fixed_point_correction(f:Callable[[Tensor, Tensor], Tensor], # the cell
+                           x:Tensor, # (batch, ...) the input
+                           states:Sequence[Tensor], # intermediate states of the forward solve (`DEQFixedPoint.states`), detached
+                           loss_fn:Callable[[Tensor], Tensor], # the task loss of a state, e.g. lambda z: F.cross_entropy(head(z), y)
+                           gamma:float=0.8, # weight decay towards earlier states: state i of n weighs gamma**(n − i)
+                           gradient:PhantomGradient=PhantomGradient(k=1, tau=1.0), # how each state gets a gradient (one step by default)
+                          ) -> Tensor: # () the weighted mean of the losses
+    "The fixed-point correction loss: the task loss on the solver's intermediate states, each attached to the graph by a phantom step."
+    states = list(states)
+    if not states: raise ValueError('Expected at least one state: build the layer with DEQFixedPoint(..., keep_states=n), n >= 1, '
+                                    'and pass its .states after a forward.')
+    if not 0 < gamma <= 1: raise ValueError(f'Expected gamma in (0, 1], but got gamma={gamma!r}.')
+    n = len(states)
+    w = [gamma**(n - 1 - i) for i in range(n)]
+    return sum(wi*loss_fn(gradient(f, z.detach(), x)) for wi, z in zip(w, states))/sum(w)

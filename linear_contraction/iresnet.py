@@ -182,7 +182,7 @@ class iResNetBlock(nn.Module):
                                  'contractive_cnn(channels, hidden)) and its proven lipschitz bound.')
             if lipschitz is not None: raise ValueError('lipschitz is the bound of a user-supplied g; for the default g pass c instead.')
             c = 0.9 if c is None else float(c)
-            self.g = contractive_mlp(features, hidden_features or max(4 * features, 32), c=c, n_hidden=n_hidden, activation=activation, linear=linear)
+            self.g = contractive_mlp(self.event_shape[0], hidden_features or max(4*self.event_shape[0], 32), c=c, n_hidden=n_hidden, activation=activation, linear=linear)
             self.lipschitz = c
         else:
             if not isinstance(g, nn.Module): raise TypeError(f'Expected g to be an nn.Module (its parameters get gradients), but got {type(g).__name__}.')

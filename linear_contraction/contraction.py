@@ -31,6 +31,15 @@ def _check_c(c) -> float:
     return float(c)
 
 # %% ../nbs/api/04_contraction.ipynb #e15194e0
+def _cache_hit(cert, W:Tensor, key:tuple, check_data:bool) -> bool:
+    "Whether `cert`'s last certificate is W's: the same tensor and version (values compared on request), or the same values."
+    if cert.key is None: return False
+    if (key == cert.key and not check_data) or (key[2:] == cert.key[2:] and torch.equal(W, cert.seen)):
+        cert.key = key  # possibly a new tensor with the certified values (compiled graphs pass copies): nothing to prove
+        cert.routes['cached'] += 1
+        return True
+    return False
+
 class _Certifier:
     "The eager state of one constraint: warm singular vectors, the last certified weight, and how each refresh went."
     def __init__(self, c:float, clip:bool, rtol:float, name:str='weight'):
@@ -51,11 +60,7 @@ class _Certifier:
                ) -> tuple[Tensor, Tensor, Tensor]: # coef (3,) = (scale, active, σ̂), u (m,), v (n,)
         "Return the scale of `W` and the singular vectors of its gradient, certifying `W` afresh only if it changed."
         key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
-        same = key == self.key and (not check_data or torch.equal(W, self.seen))
-        if not force and (same or (self.key is not None and key[2:] == self.key[2:] and torch.equal(W, self.seen))):
-            self.key = key  # a new tensor with the certified values (compiled graphs may pass copies): nothing to prove
-            self.routes['cached'] += 1
-            return self.out
+        if not force and _cache_hit(self, W, key, check_data): return self.out
         W = W.detach()
         W64 = W.to(torch.float64, copy=True)
         m, n = W64.shape
@@ -247,15 +252,18 @@ class _Contraction(nn.Module):
                 force:bool=False, # certify afresh even if the weight did not change
                 check_data:bool=False, # compare values too (catches writes through `.data`)
                ) -> tuple[Tensor, Tensor, Tensor]:
-        "Certify `W` if it changed (eagerly) and mirror the result in the buffers; returns (coef, u, v)."
+        "Certify `W` if it changed (eagerly) and mirror the result in the buffers; returns the certifier's (coef, u, v) (convolutions: (coef, D))."
         if id(W) != self._pid: _track(self.cert, W); self._pid = id(W)
         n_before = sum(self.cert.routes.values()) - self.cert.routes['cached']
         out = self.cert.refresh(W, check_data, force)
         if sum(self.cert.routes.values()) - self.cert.routes['cached'] != n_before:
-            with torch.no_grad():
-                self._u.copy_(out[1]); self._v.copy_(out[2]); self._scale.copy_(out[0][0]); self._active.copy_(out[0][1])
-                self._beta.fill_(self.cert.bound)
+            with torch.no_grad(): self._mirror(out)
         return out
+
+    def _mirror(self, out:tuple) -> None:
+        "Copy a new eager certificate into the buffers (they are saved with the state dict)."
+        coef, u, v = out
+        self._u.copy_(u); self._v.copy_(v); self._scale.copy_(coef[0]); self._active.copy_(coef[1]); self._beta.fill_(self.cert.bound)
 
     def forward(self, W:Tensor, # (m, n) the weight
                ) -> Tensor: # (m, n) the effective weight W·scale
@@ -371,7 +379,7 @@ class _ConvCertifier:
         self.c, self.clip, self.rtol, self.geo, self.name = c, clip, rtol, geo, name
         self.gain = _gain(geo, None)  # the padding's factor over all input sizes
         self.key, self.seen, self.anchor, self.out, self.w_eff = None, None, None, None, None
-        self.sigma, self.bound = 0.0, 0.0  # σ̂ of the symbol's supremum, and the proven bound on the layer (all sizes)
+        self.bound = 0.0  # the proven bound on the layer (all sizes) of the kernel last certified
         self.routes = dict(cached=0, weyl=0, torus=0)
 
     def refresh(self, W:Tensor, # (c_out, c_in/groups, *kernel) the kernel
@@ -379,11 +387,7 @@ class _ConvCertifier:
                ) -> tuple[Tensor, Tensor]: # coef (3,) = (scale, active, σ̂), D: ∂σ̂/∂W (kernel-shaped)
         "Return the scale of `W` and the derivative of the symbol's supremum, certifying `W` afresh only if it changed."
         key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
-        same = key == self.key and (not check_data or torch.equal(W, self.seen))
-        if not force and (same or (self.key is not None and key[2:] == self.key[2:] and torch.equal(W, self.seen))):
-            self.key = key  # a new tensor with the certified values (compiled graphs may pass copies): nothing to prove
-            self.routes['cached'] += 1
-            return self.out
+        if not force and _cache_hit(self, W, key, check_data): return self.out
         W = W.detach()
         W64 = W.to(torch.float64, copy=True)
         if not bool(torch.isfinite(W64).all()): check_finite(W, self.name)
@@ -414,7 +418,6 @@ class _ConvCertifier:
         else: D = o[1] if o is not None and o[1].shape == W.shape and o[1].dtype == W.dtype and o[1].device == W.device else torch.zeros_like(W)
         self.out, self.key, self.seen, self.w_eff = (torch.tensor([scale, active, sigma], **kw), D), key, W.clone(), None
         self.bound = bound
-        if D64 is not None: self.sigma = sigma
         self.routes[route] += 1
 
 _CONV_REGISTRY: dict[int, _ConvCertifier] = {}
@@ -489,16 +492,9 @@ class _ConvContraction(_Contraction):
         self._register()
         self._pid = None
 
-    @torch.jit.unused
-    def refresh(self, W:Tensor, force:bool=False, check_data:bool=False) -> tuple[Tensor, Tensor]:
-        "Certify `W` if it changed (eagerly) and mirror the result in the buffers; returns (coef, D)."
-        if id(W) != self._pid: _track(self.cert, W); self._pid = id(W)
-        n_before = sum(self.cert.routes.values()) - self.cert.routes['cached']
-        out = self.cert.refresh(W, check_data, force)
-        if sum(self.cert.routes.values()) - self.cert.routes['cached'] != n_before:
-            with torch.no_grad():
-                self._D.copy_(out[1]); self._scale.copy_(out[0][0]); self._active.copy_(out[0][1]); self._beta.fill_(self.cert.bound)
-        return out
+    def _mirror(self, out:tuple) -> None:
+        coef, D = out
+        self._D.copy_(D); self._scale.copy_(coef[0]); self._active.copy_(coef[1]); self._beta.fill_(self.cert.bound)
 
     def forward(self, W:Tensor) -> Tensor:
         train = torch.is_grad_enabled() and W.requires_grad

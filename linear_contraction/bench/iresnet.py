@@ -79,7 +79,7 @@ def plot_flow(flow:iResNet, # a trained 2-D flow
     g = torch.linspace(-2.5, 2.5, 120, dtype=dtype)
     grid = torch.stack(torch.meshgrid(g, g, indexing='xy'), -1).reshape(-1, 2)
     with torch.no_grad(): dens = flow.log_prob(grid, method='exact').exp().reshape(120, 120)
-    fig, ax = plt.subplots(1, 4, figsize=(15, 3.6))
+    fig, ax = plt.subplots(1, 4, figsize=(12, 3.0))
     ax[0].plot(losses, lw=0.6); ax[0].set_xlabel('step'); ax[0].set_ylabel('NLL (nats), series log-det'); ax[0].set_title('Training loss')
     ax[1].scatter(*data.T.numpy(), s=1); ax[1].set_title('Data (two moons)')
     ax[2].scatter(*samples.T.numpy(), s=1, color='C1'); ax[2].set_title('Samples x = F⁻¹(z), z ~ N(0, I)')
@@ -205,7 +205,7 @@ def plot_backward(rows:list[dict], # output of `bench_backward`
     "Memory kept for backward and time vs iterations, implicit vs unrolled."
     import matplotlib.pyplot as plt
     it = [r['iters'] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8.5, 3.1))
     for m, st in (('implicit', 'o-'), ('unrolled', 's--')):
         a.plot(it, [r[f'{m}_MB'] for r in rows], st, label=m); b.plot(it, [r[f'{m}_ms'] for r in rows], st, label=m)
     a.set_xscale('log'); a.set_yscale('log'); b.set_xscale('log'); b.set_yscale('log')

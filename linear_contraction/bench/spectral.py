@@ -114,7 +114,7 @@ def benchmark_plots(rows:list[dict]) -> tuple:
     names = list(dict.fromkeys(r['method'] for r in rows))
     colors = {nm: plt.cm.tab10(i % 10) for i, nm in enumerate(names)}
     panels = list(dict.fromkeys((r['family'], r['dtype']) for r in rows))
-    fig1, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), sharey=True, squeeze=False)
+    fig1, axs = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.3), sharey=True, squeeze=False)
     for ax, (fam, dt) in zip(axs[0], panels):
         for nm in names:
             rs = [r for r in rows if (r['family'], r['dtype'], r['method']) == (fam, dt, nm)]
@@ -125,7 +125,7 @@ def benchmark_plots(rows:list[dict]) -> tuple:
     axs[0, -1].legend(fontsize=7, loc='upper left')
     fig1.suptitle('Spectral norm σ₁(A) with gradient: time vs size (median of repeats)')
     fig1.tight_layout(); caption(fig1, 'median of repeats, side by side in one process', y=-0.02)
-    fig2, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), sharey=True, squeeze=False)
+    fig2, axs = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.3), sharey=True, squeeze=False)
     for ax, (fam, dt) in zip(axs[0], panels):
         for nm in names:
             rs = [r for r in rows if (r['family'], r['dtype'], r['method']) == (fam, dt, nm)]

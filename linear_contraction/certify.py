@@ -15,15 +15,20 @@ from .checks import check_matrix, check_finite, report_nonconvergence, Convergen
 from .spectral import singular_triplet
 
 # %% auto #0
-__all__ = ['U64', 'shift_certificates', 'gram_shift_certificates', 'shift_certificate', 'SpectralBound',
+__all__ = ['U64', 'U32', 'gamma', 'shift_certificates', 'gram_shift_certificates', 'shift_certificate', 'SpectralBound',
            'certified_spectral_bound']
 
 # %% ../nbs/api/03_certify.ipynb #b267b1fd
 U64 = 2.0**-53  # unit roundoff of float64 (shared by every rounding margin of the package)
+U32 = 2.0**-24  # unit roundoff of float32
 
-def _gamma(k:int) -> float:
-    "Higham's γ_k = k·u/(1 − k·u) for float64."
-    return k*U64/(1 - k*U64)
+def gamma(k:int, # the number of rounded operations
+          u:float=U64, # the unit roundoff
+         ) -> float:
+    "Higham's γ_k = k·u/(1 − k·u): the relative error bound of k rounded operations."
+    return k*u/(1 - k*u)
+
+_gamma = gamma
 
 def shift_certificates(A:Tensor, # (b, m, n) float64, entries of modest size (scale by a power of two first)
                        G:Tensor, # (b, n, n) float64, the computed Gram matrices fl(AᵀA)
@@ -56,7 +61,6 @@ def shift_certificate(A:Tensor, # (m, n) float64, entries of modest size (scale 
     "Try to prove `σ_max(A)² ≤ bound` by a Cholesky factorisation of `s·I − G`; return `(ok, bound)`."
     ok, b = shift_certificates(A[None], G[None], s)
     return bool(ok[0]), float(b[0])
-
 
 # %% ../nbs/api/03_certify.ipynb #889a7693
 def _top_eig(G:Tensor, # (n, n) symmetric float64

@@ -13,13 +13,13 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from .checks import check_finite
-from .certify import U64, certified_spectral_bound, gram_shift_certificates
+from .certify import U64, U32, gamma, certified_spectral_bound, gram_shift_certificates
 from .spectral import _block_top
 
 # %% auto #0
 __all__ = ['PADDING_MODES', 'MATRIX_MAX', 'ConvGeometry', 'conv_geometry', 'geometry_of', 'output_size', 'conv_apply',
            'conv_matrix', 'ConvBound', 'certified_conv_bound', 'ConvNorm', 'conv_spectral_norm',
-           'all_sizes_certificate', 'sup_direction']
+           'all_sizes_certificate', 'sup_direction', 'size_certificate']
 
 # %% ../nbs/api/03a_conv.ipynb #726618c1
 PADDING_MODES = ('zeros', 'circular', 'reflect', 'replicate')
@@ -221,19 +221,6 @@ def _upper(A:Tensor, # (B, m, n) complex, m ≥ n
         out.append(gram_shift_certificates(G, s, 2*A.shape[-2], fro2[i:i + step])[1])
     return torch.cat(out).sqrt()*(1 + 4*U64) + delta
 
-def _certify_points(Wp:Tensor, omega:Tensor, rtol:float) -> tuple[float, float]:
-    "A proven bound on max_ω σ_max(K(ω)) over the given frequencies, tight to `rtol`, and the largest σ̂ there."
-    K = _symbol(Wp, omega).flatten(0, 1)  # (g·P, m, n)
-    delta = _symbol_error(Wp, omega)
-    A = _side(K); H = _gram(A)
-    lmax = float(torch.linalg.eigvalsh(H)[..., -1].clamp_min(0).max())
-    tau = rtol/2
-    for _ in range(6):
-        U = _upper(A, H, lmax*(1 + tau)**2, delta)
-        if bool(torch.isfinite(U).all()): break
-        tau *= 4
-    return float(U.max()), math.sqrt(lmax)
-
 # %% ../nbs/api/03a_conv.ipynb #01eff61a
 def _coef_bound(Wp:Tensor) -> float:
     "V ≥ sup_ω ‖H(ω) − H₀‖₂: the sum of the Frobenius norms of the non-constant Fourier coefficients of the Gram symbol H."
@@ -360,6 +347,103 @@ def _gain(geo:ConvGeometry, size:tuple|None) -> float:
         g *= best
     return math.sqrt(g)
 
+# %% ../nbs/api/03a_conv.ipynb #9d2b6d0b
+def _gram_coefficients(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel
+                      ) -> tuple[Tensor, Tensor, float]: # C (g, n_K, r, r), offsets k (n_K, d), S = max_g Σ_q ‖W_q‖_F
+    "Coefficients of the Gram symbol H(ω) = Σ_k C_k e^{-iω·k} of the smaller side (KᴴK or KKᴴ), from one matrix product."
+    g, m, n = Wp.shape[:3]
+    Q = list(Wp.shape[3:])
+    nQ = math.prod(Q)
+    Wq = Wp.flatten(3).permute(0, 3, 1, 2)  # (g, nQ, m, n)
+    q = _qgrid(Q).long()
+    if n <= m:  # KᴴK = Σ_{a,b} W_aᵀW_b e^{-iω·(q_b − q_a)}
+        X = Wq.permute(0, 2, 1, 3).reshape(g, m, nQ*n)
+        blocks, r, diff = X.mT @ X, n, q[None, :, :] - q[:, None, :]
+    else:  # KKᴴ = Σ_{a,b} W_aW_bᵀ e^{-iω·(q_a − q_b)}
+        X = Wq.reshape(g, nQ*m, n)
+        blocks, r, diff = X @ X.mT, m, q[:, None, :] - q[None, :, :]
+    blocks = blocks.reshape(g, nQ, r, nQ, r).transpose(2, 3).reshape(g, nQ*nQ, r, r)  # block (a, b)
+    span = [2*x - 1 for x in Q]
+    idx = torch.zeros(nQ, nQ, dtype=torch.long)
+    for j, x in enumerate(Q): idx = idx*span[j] + diff[..., j] + (x - 1)  # k, shifted to ≥ 0, row-major
+    C = blocks.new_zeros(g, math.prod(span), r, r).index_add_(1, idx.flatten().to(Wp.device), blocks)
+    ks = _qgrid(span) - torch.tensor([x - 1 for x in Q], dtype=torch.float64)
+    return C, ks, float(torch.linalg.vector_norm(Wq, dim=(2, 3)).sum(1).amax())
+
+def _neg_gram_symbol(C:Tensor, # (g, n_K, r, r) from `_gram_coefficients`
+                     ks:Tensor, # (n_K, d) their offsets, symmetric around the middle (k = 0)
+                     omega:Tensor, # (P, d) frequencies
+                    ) -> Tensor: # (g, P, r, r) complex128: −H(ω)
+    "−H(ω) at every frequency by one real product: cosines with C_k + C_{−k}, sines with C_k − C_{−k} (C_{−k} = C_kᵀ)."
+    g, nK, r, _ = C.shape
+    h = nK//2
+    Cp, Cm = C[:, h + 1:], C[:, :h].flip(1)  # C_k and C_{−k}, k > 0
+    B = C.new_zeros(g, 2*h + 1, r, r, 2)  # (real, imaginary) interleaved: the product lands as a complex tensor
+    B[:, 0, ..., 0] = -C[:, h]
+    B[:, 1:h + 1, ..., 0] = -(Cp + Cm)
+    B[:, h + 1:, ..., 1] = Cp - Cm
+    th = omega @ ks[h + 1:].mT.to(omega)  # (P, h)
+    A = torch.cat([torch.ones_like(th[:, :1]), torch.cos(th), torch.sin(th)], 1)
+    return torch.view_as_complex((A @ B.reshape(g, 2*h + 1, 2*r*r)).reshape(g, -1, r, r, 2))
+
+def _gram_error(Wp:Tensor, omega:Tensor, S:float, nK:int) -> float:
+    "A bound on ‖H̃(ω) − H(ω)‖₂ at every frequency: the coefficients' dot products, the phases and the sum over k."
+    Q = Wp.shape[3:]
+    arg = float(omega.abs().amax(0) @ torch.tensor([2.0*(n - 1) for n in Q], dtype=torch.float64)) if omega.numel() else 0.0
+    eps_phase = 4*U64*(arg + 4)
+    return 2*S*S*(gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2) + 2*(eps_phase + gamma(nK + 4)))*1.01
+
+def _chol_bounds(M:Tensor, # (B, r, r) complex64/128: fl(−H), its diagonal shifted in place
+                 s:Tensor, # (B,) float64 shifts
+                 S2:float, # ≥ tr H (bounds the rounding of H to single precision)
+                ) -> Tensor: # (B,) float64 proven bounds on λ_max(H) (inf where the factorisation failed)
+    "Prove λ_max(H_i) ≤ bound_i by a Cholesky factorisation of s_i·I − H_i in M's precision, with every rounding margin."
+    r = M.shape[-1]
+    u = U32 if M.dtype == torch.complex64 else U64
+    d = M.diagonal(dim1=-2, dim2=-1)
+    d.add_(s.to(d.real.dtype)[:, None])
+    _, info = torch.linalg.cholesky_ex(M)
+    dd = d.real.to(torch.float64).abs()
+    g = gamma(2*r + 8, u)
+    margin = (g/(1 - g)*dd.sum(-1) + 2*u*dd.amax(-1))*(1 + 4*u) + (u*S2 if u == U32 else 0.0) + (r + 1)**2*2.0**-120
+    return torch.where(info == 0, (s + 2*margin)*(1 + 8*U64), torch.full_like(s, math.inf))
+
+def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤ 1
+                grid:tuple, # the circular grid
+                rtol:float, # wanted tightness
+                x0:Tensor|None=None, # (g·P, r) the last call's power vectors on this grid (a warm start)
+               ) -> tuple[_Sup, Tensor]: # the certificate (units of Wp) and the power vectors for the next call
+    "A proven bound on max over the grid of σ_max(K(ω)): the Gram symbol from its coefficients and one batched Cholesky."
+    C, ks, S = _gram_coefficients(Wp)
+    omega = _half_grid(list(grid)).to(Wp.device)
+    N64 = _neg_gram_symbol(C, ks, omega)
+    g, P, r = N64.shape[0], N64.shape[1], N64.shape[-1]
+    N64 = N64.flatten(0, 1)
+    cdt = torch.complex64 if gamma(2*r + 8, U32)*r <= rtol else torch.complex128
+    M = N64.to(cdt)
+    x = x0.to(cdt) if x0 is not None and x0.shape == (g*P, r) else torch.ones(g*P, r, dtype=cdt, device=M.device)
+    for _ in range(3):  # power steps on −M = H, all points at once
+        x = (M @ x[..., None])[..., 0]
+        x = x/torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-30)
+    lam = -torch.real((x.conj_physical()[..., None, :] @ M @ x[..., None])[..., 0, 0]).to(torch.float64)
+    top = torch.topk(lam, min(8, lam.numel())).indices
+    ev = torch.full_like(lam, -math.inf)
+    ev[top] = -torch.linalg.eigvalsh(N64[top])[..., 0]  # exact λ_max where the maximum most likely is
+    tau, S2 = rtol/4, S*S*(1 + 1e-6)
+    bnd = _chol_bounds(M, torch.full_like(lam, float(ev.max())*(1 + tau)**2), S2)
+    for _ in range(3):  # points above the shift: their own eigenvalue and shift
+        bad = ~torch.isfinite(bnd)
+        if not bool(bad.any()): break
+        ev[bad] = -torch.linalg.eigvalsh(N64[bad])[..., 0]
+        bnd[bad] = _chol_bounds(N64[bad].to(cdt), ev[bad].clamp_min(0)*(1 + tau)**2 + 1e-300, S2)
+        tau *= 4
+    lmax = max(float(ev.max()), 0.0)
+    up = math.sqrt(float(bnd.max()) + _gram_error(Wp, omega, S, ks.shape[0]))*(1 + 4*U64)
+    gi, pi = divmod(int(ev.argmax()), P)
+    _, u, v = _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))  # the maximiser's singular vectors, for the derivative
+    est = math.sqrt(lmax)
+    return _Sup(up, est, g*P, up <= est*(1 + rtol), omega[pi], gi, u[0], v[0]), x
+
 # %% ../nbs/api/03a_conv.ipynb #c0e89683
 class ConvBound(NamedTuple):
     "A proven upper bound on a convolution's operator norm ‖conv‖₂ (ℓ² to ℓ²), and how it was obtained."
@@ -386,6 +470,14 @@ def _exact_grid(geo:ConvGeometry, size:tuple) -> tuple|None:
     if any(n % s or o != n//s for n, s, o in zip(size, geo.stride, out)) or max(_index_counts(geo, size)) > 1: return None
     return tuple(n//s for n, s in zip(size, geo.stride))
 
+def _size_grid(geo:ConvGeometry, size:tuple) -> tuple[ConvGeometry, tuple, float]:
+    "The geometry, circular grid and padding factor of the circular operator that contains the layer at `size`."
+    exact = _exact_grid(geo, size)
+    if exact is not None: return geo, exact, 1.0
+    if geo.padding_mode == 'circular': return geo._replace(stride=(1,)*len(size)), size, _gain(geo, size)
+    # the valid convolution of the padded input, embedded in a circular one on a grid at least as long
+    return geo, tuple(-(-(n + a + b)//s) for n, (a, b), s in zip(size, geo.pads, geo.stride)), _gain(geo, size)
+
 def certified_conv_bound(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d or Conv2d weight
                          *, stride=1, padding=0, dilation=1, groups:int=1, padding_mode:str='zeros',
                          input_size=None, # spatial input size, or None: a bound for every input size
@@ -407,18 +499,11 @@ def certified_conv_bound(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d
     if n_in <= MATRIX_MAX and n_in*geo.out_channels*math.prod(output_size(geo, size)) <= 2**25:
         r = certified_spectral_bound(conv_matrix(weight, geo, size), rtol=rtol)
         return ConvBound(r.upper, r.estimate, 'matrix', 1.0, 0, r.tight)
-    exact = _exact_grid(geo, size)
-    if exact is not None: g, grid, gain = geo, exact, 1.0
-    elif geo.padding_mode == 'circular':
-        g, grid, gain = geo._replace(stride=(1,)*len(size)), size, _gain(geo, size)
-    else:  # the valid convolution of the padded input, embedded in a circular one on a grid at least as long
-        g, gain = geo, _gain(geo, size)
-        grid = tuple(-(-(n + a + b)//s) for n, (a, b), s in zip(size, geo.pads, geo.stride))
+    g, grid, gain = _size_grid(geo, size)
     Wp, sc = _scaled_polyphase(weight, g)
-    omega = _half_grid(list(grid)).to(Wp.device)
-    up, est = _certify_points(Wp, omega, rtol)
-    up = up*sc*gain*(1 + 4*U64)
-    return ConvBound(up, est*sc, 'grid', gain, omega.shape[0], up <= gain*est*sc*(1 + rtol))
+    r, _ = _grid_bound(Wp, grid, rtol)
+    up = r.upper*sc*gain*(1 + 4*U64)
+    return ConvBound(up, r.estimate*sc, 'grid', gain, r.points, up <= gain*r.estimate*sc*(1 + rtol))
 
 # %% ../nbs/api/03a_conv.ipynb #720b0a9a
 class ConvNorm(NamedTuple):
@@ -511,3 +596,16 @@ def sup_direction(weight:Tensor, # (c_out, c_in/groups, *kernel)
     for taps, rr, qq in _taps(g): Dg[(slice(None), slice(None)) + taps] = Gp[(slice(None), slice(None)) + rr + qq]
     return D
 
+
+# %% ../nbs/api/03a_conv.ipynb #7a41ec52
+def size_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any floating dtype
+                     geo:ConvGeometry, # its geometry
+                     size:tuple, # the spatial input size
+                     rtol:float, # tightness of the grid's bound
+                     warm:Tensor|None=None, # the power vectors a previous call returned for this size
+                    ) -> tuple[float, _Sup, ConvGeometry, float, Tensor]: # (upper incl. gain, certificate, geometry used, gain, warm)
+    "The proven bound of `certified_conv_bound` at one input size by the grid route, with what a constraint needs to differentiate it."
+    g, grid, gain = _size_grid(geo, _check_size(geo, size))
+    Wp, sc = _scaled_polyphase(weight, g)
+    r, x = _grid_bound(Wp, grid, rtol, warm)
+    return r.upper*sc*gain*(1 + 4*U64), r._replace(upper=r.upper*sc, estimate=r.estimate*sc), g, gain, x

@@ -13,13 +13,13 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 import torch.autograd.forward_ad as _fw_ad
 from torch.nn.utils import parametrize
-from .checks import check_finite, ConvergenceWarning
+from .checks import check_finite, report_nonconvergence, ConvergenceWarning
 from .certify import certified_spectral_bound, shift_certificate, U64
 from .spectral import singular_triplet, _block_top
-from .conv import ConvGeometry, geometry_of, all_sizes_certificate, sup_direction, _gain
+from .conv import ConvGeometry, geometry_of, all_sizes_certificate, size_certificate, sup_direction, _gain
 
 # %% auto #0
-__all__ = ['MODES', 'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions']
+__all__ = ['MODES', 'SIZES', 'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions']
 
 # %% ../nbs/api/04_contraction.ipynb #dae3e84f
 MODES = ('clip', 'normalise')
@@ -255,10 +255,13 @@ class _Contraction(nn.Module):
         "Certify `W` if it changed (eagerly) and mirror the result in the buffers; returns the certifier's (coef, u, v) (convolutions: (coef, D))."
         if id(W) != self._pid: _track(self.cert, W); self._pid = id(W)
         n_before = sum(self.cert.routes.values()) - self.cert.routes['cached']
-        out = self.cert.refresh(W, check_data, force)
+        out = self._certify(W, check_data, force)
         if sum(self.cert.routes.values()) - self.cert.routes['cached'] != n_before:
             with torch.no_grad(): self._mirror(out)
         return out
+
+    def _certify(self, W:Tensor, check_data:bool, force:bool) -> tuple:
+        return self.cert.refresh(W, check_data, force)
 
     def _mirror(self, out:tuple) -> None:
         "Copy a new eager certificate into the buffers (they are saved with the state dict)."
@@ -330,6 +333,7 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
                 *, c:float=1.0, # the bound σ_max(W_eff) ≤ c
                 mode:str='clip', # 'clip' or 'normalise'
                 rtol:float|None=None, # tightness of the certified bound (None: 5e-5 for matrices, 1e-3 for convolutions)
+                sizes='seen', # convolutions: 'seen' (the input sizes it is called with, each proven before use), 'all', or sizes to start with
                ) -> nn.Module:
     "Constrain `module.<name>` so that the map it defines has ℓ² operator norm ≤ `c` (a parametrization); returns `module`."
     c = _check_c(c)
@@ -341,14 +345,29 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
     label = f'{type(module).__name__}.{name}'
     if isinstance(module, nn.modules.conv._ConvNd) and name == 'weight':  # the operator norm of the convolution, all input sizes
         geo = geometry_of(module)  # a clear error for transposed and 3-D convolutions
-        parametrize.register_parametrization(module, name, _ConvContraction(W, geo, c, mode, 1e-3 if rtol is None else rtol, label))
+        p = _ConvContraction(W, geo, c, mode, 1e-3 if rtol is None else rtol, label, _conv_sizes(sizes, geo))
+        parametrize.register_parametrization(module, name, p)
+        p._hook = module.register_forward_pre_hook(p._see)
         return module
+    if not (isinstance(sizes, str) and sizes == 'seen'):
+        raise ValueError(f"sizes={sizes!r} applies to convolutions; {label} is a matrix, whose bound does not depend on the input.")
     if W.ndim != 2:
         raise ValueError(f'contraction() supports 2-D weights (linear maps) and the kernels of nn.Conv1d/nn.Conv2d, but {label} has '
                          f'shape {tuple(W.shape)}. A kernel inside another module needs the operator norm of its convolution, not '
                          'of the kernel: use an nn.Conv1d/nn.Conv2d, or reshape explicitly if you mean the flattened kernel.')
     parametrize.register_parametrization(module, name, _Contraction(W, c, mode, 5e-5 if rtol is None else rtol, label))
     return module
+
+def _conv_sizes(sizes, geo:ConvGeometry) -> tuple|None:
+    "The `sizes` argument of `contraction` as the constraint holds it: None (every size) or a tuple of size tuples."
+    if isinstance(sizes, str):
+        if sizes not in SIZES: raise ValueError(f"Expected sizes to be one of {SIZES} or a list of input sizes, but got {sizes!r}.")
+        return None if sizes == 'all' else ()
+    d = len(geo.kernel)
+    out = tuple((s,)*d if isinstance(s, int) else tuple(s) for s in sizes)
+    if not all(len(s) == d and all(isinstance(n, int) and n > 0 for n in s) for s in out):
+        raise ValueError(f'Expected sizes to be {d}-tuples of positive ints (spatial input sizes), but got {sizes!r}.')
+    return tuple(dict.fromkeys(out))
 
 def remove_contraction(module:nn.Module, # a module constrained by `contraction`
                        name:str='weight', # the constrained parameter
@@ -358,6 +377,8 @@ def remove_contraction(module:nn.Module, # a module constrained by `contraction`
     plist = getattr(getattr(module, 'parametrizations', {}), name, None) if parametrize.is_parametrized(module, name) else None
     if plist is None or not any(isinstance(p, _Contraction) for p in plist):
         raise ValueError(f'{type(module).__name__}.{name} is not constrained by contraction().')
+    for p in plist:
+        if getattr(p, '_hook', None) is not None: p._hook.remove()
     return parametrize.remove_parametrizations(module, name, leave_parametrized=leave_constrained)
 
 def refresh_contractions(model:nn.Module, # a model holding `LinearContraction` layers or `contraction` parametrizations
@@ -373,20 +394,25 @@ def refresh_contractions(model:nn.Module, # a model holding `LinearContraction` 
     return k
 
 # %% ../nbs/api/04_contraction.ipynb #f3cbad4b
+SIZES = ('seen', 'all')  # the guarantees of a convolution's constraint: the input sizes it has been called with, or every size
+
 class _ConvCertifier:
-    "The eager state of a convolution's constraint: the last certified kernel (for Weyl's bound) and how each refresh went."
+    "The eager state of a convolution's constraint: the last certified kernel (for Weyl's bound), warm starts, and how each refresh went."
     def __init__(self, c:float, clip:bool, rtol:float, geo:ConvGeometry, name:str='weight'):
         self.c, self.clip, self.rtol, self.geo, self.name = c, clip, rtol, geo, name
-        self.gain = _gain(geo, None)  # the padding's factor over all input sizes
+        self.gain = _gain(geo, None)  # the padding's factor over all input sizes (≥ its factor at any one size)
         self.key, self.seen, self.anchor, self.out, self.w_eff = None, None, None, None, None
-        self.bound = 0.0  # the proven bound on the layer (all sizes) of the kernel last certified
-        self.routes = dict(cached=0, weyl=0, torus=0)
+        self.warm = {}  # input size -> the power vectors of its last grid certificate
+        self.bound = 0.0  # the proven bound on the layer (the sizes in force) of the kernel last certified
+        self.routes = dict(cached=0, weyl=0, torus=0, sizes=0, fallback=0)
 
     def refresh(self, W:Tensor, # (c_out, c_in/groups, *kernel) the kernel
                 check_data:bool=False, force:bool=False,
+                sizes:tuple|None=None, # the input sizes to prove the bound for; None or (): every input size
                ) -> tuple[Tensor, Tensor]: # coef (3,) = (scale, active, σ̂), D: ∂σ̂/∂W (kernel-shaped)
-        "Return the scale of `W` and the derivative of the symbol's supremum, certifying `W` afresh only if it changed."
-        key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
+        "Return the scale of `W` and the derivative of the bound's σ̂, certifying `W` afresh only if it (or the sizes) changed."
+        sizes = tuple(sizes) if sizes else None
+        key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape, sizes)
         if not force and _cache_hit(self, W, key, check_data): return self.out
         W = W.detach()
         W64 = W.to(torch.float64, copy=True)
@@ -394,21 +420,37 @@ class _ConvCertifier:
         taps = W64.flatten(2)
         u_dt = torch.finfo(W.dtype).eps/2
         # fl(W·scale) = W·scale + E, |E| ≤ u·|W·scale|: ‖conv(E)‖ ≤ gain·Σ_taps ‖E_tap‖_F ≤ gain·u·scale·F
-        F_ = float(torch.linalg.vector_norm(taps, dim=(0, 1)).sum())*(1 + 1e-12)
+        tap_norms = torch.linalg.vector_norm(taps, dim=(0, 1))
+        F_ = float(tap_norms.sum())*(1 + 1e-12)
         weyl = math.inf
         a = self.anchor
-        if a is not None and a[0].shape == W64.shape and a[0].device == W64.device:
+        if a is not None and a[0].shape == W64.shape and a[0].device == W64.device and a[2] == sizes:
             d = float(torch.linalg.vector_norm(taps - a[0].flatten(2), dim=(0, 1)).sum())*(1 + 1e-12)
             weyl = (a[1] + self.gain*d)*(1 + 4*U64)  # ‖A(W)‖ ≤ ‖A(W_a)‖ + ‖A(W − W_a)‖ ≤ β_a + gain·Σ_taps‖ΔW_tap‖_F
         if F_ == 0.0 or (self.clip and weyl <= self.c):
             self._set(W, key, 1.0, 0.0, 0.0, None, 0.0 if F_ == 0.0 else weyl, 'weyl')
             return self.out
-        up, r, g, gain = all_sizes_certificate(W64, self.geo, self.rtol)
-        self.anchor = (W64, up)
-        beta = up + gain*u_dt*F_  # a proven bound for the rounded effective weight's layer, per unit of scale
+        if sizes is None: (up, r, g, _), route = all_sizes_certificate(W64, self.geo, self.rtol), 'torus'
+        else:
+            up, r, g, route = -math.inf, None, None, 'sizes'
+            for size in sizes:  # the bound for the sizes in force is the largest of theirs
+                b, rs, gs, _, self.warm[size] = size_certificate(W64, self.geo, size, self.rtol, self.warm.get(size))
+                if r is None or not b <= up: up, r, g = b, rs, gs
+        sigma = r.estimate
+        if not math.isfinite(up):  # no certificate could be made: a weaker bound that is still proven, never an unproven one
+            up, sigma, route = self.gain*F_*(1 + 4*U64), F_, 'fallback'
+            report_nonconvergence(f'contraction({self.name})', 'no certificate of the layer\'s operator norm could be made '
+                                  '(every factorisation failed)', f'The kernel is scaled by the weaker proven bound '
+                                  f'gain·Σ_t‖W_t‖_F = {up:.6g} instead. Check the kernel for extreme values; '
+                                  'to raise instead, filter ConvergenceWarning as an error.', stacklevel=6)
+        self.anchor = (W64, up, sizes)
+        beta = up + self.gain*u_dt*F_  # a proven bound for the rounded effective weight's layer, per unit of scale
         if self.clip and up <= self.c: scale, active = 1.0, 0.0
         else: scale, active = self.c/beta*(1 - 2*u_dt), 1.0
-        self._set(W, key, scale, active, r.estimate, sup_direction(W64, g, r) if active else None, up, 'torus')
+        if not active: D64 = None
+        elif route == 'fallback': D64 = W64/torch.where(tap_norms > 0, tap_norms, 1.0).reshape(W64.shape[2:])  # ∂(Σ_t‖W_t‖_F)/∂W
+        else: D64 = sup_direction(W64, g, r)
+        self._set(W, key, scale, active, sigma, D64, up, route)
         return self.out
 
     def _set(self, W, key, scale, active, sigma, D64, bound, route):
@@ -423,17 +465,18 @@ class _ConvCertifier:
 _CONV_REGISTRY: dict[int, _ConvCertifier] = {}
 
 @torch.library.custom_op('linear_contraction::certify_conv', mutates_args=())
-def _certify_conv(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:bool, geometry:str) -> tuple[Tensor, Tensor]:
-    "The convolution's refresh as an operator (compiled and exported graphs call it at every forward)."
+def _certify_conv(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:bool, geometry:str, sizes:list[int]) -> tuple[Tensor, Tensor]:
+    "The convolution's refresh as an operator (compiled and exported graphs call it at every forward); `sizes` flattened, [-1]: all."
     cert = _CONV_REGISTRY.get(token)
     if cert is None or (cert.c, cert.rtol, cert.clip) != (c, rtol, clip):
         geo = ConvGeometry(*ast.literal_eval(geometry))  # e.g. an exported program run in a new process
         cert = _CONV_REGISTRY[token] = _ConvCertifier(c, clip, rtol, geo)
-    coef, D = cert.refresh(W, check_data)
+    d = W.ndim - 2
+    coef, D = cert.refresh(W, check_data, sizes=None if sizes[:1] == [-1] else tuple(tuple(sizes[i:i + d]) for i in range(0, len(sizes), d)))
     return coef.clone(), D.contiguous().clone()  # contiguous whatever the layout of W (inductor may pass channels-last kernels)
 
 @_certify_conv.register_fake
-def _(W, token, c, rtol, clip, check_data, geometry): return W.new_empty(3), W.new_empty(W.shape)  # contiguous, as the real one
+def _(W, token, c, rtol, clip, check_data, geometry, sizes): return W.new_empty(3), W.new_empty(W.shape)  # contiguous, as the real one
 
 class _ScaleD(torch.autograd.Function):
     "W ↦ W·scale whose derivative is that of W·c/β(W) with β ∝ σ(W) where active; D = ∂σ/∂W, ⟨D, W⟩ = σ."
@@ -461,23 +504,26 @@ class _ScaleD(torch.autograd.Function):
         return scale*(dW - ds*W)
 
 class _ConvContraction(_Contraction):
-    "A convolution kernel W ↦ W·scale whose layer has ℓ² operator norm ≤ c on inputs of every size (certified)."
+    "A convolution kernel W ↦ W·scale whose layer has ℓ² operator norm ≤ c on the input sizes in force (certified)."
     def __init__(self, weight:Tensor, # (c_out, c_in/groups, *kernel)
                  geo:ConvGeometry, # the layer's geometry
                  c:float=1.0, mode:str='clip',
-                 rtol:float=1e-3, # tightness of the all-sizes certificate
-                 name:str='weight'):
+                 rtol:float=1e-3, # tightness of the certificates
+                 name:str='weight',
+                 sizes:tuple|None=(), # the input sizes proven so far (more are added as they are seen); None: every input size
+                ):
         nn.Module.__init__(self)
         self.c = _check_c(c)
         if mode not in MODES: raise ValueError(f"Expected mode to be one of {MODES}, but got mode={mode!r}.")
         if not (1e-12 < rtol < 1e-1): raise ValueError(f'Expected 1e-12 < rtol < 1e-1, but got rtol={rtol!r}.')
         self.mode, self.rtol, self.name, self.clip, self.geo = mode, float(rtol), name, mode == 'clip', geo
+        self.sizes = sizes
         self._geometry = repr(tuple(geo))  # plain literals: the operator's string argument
         kw = dict(dtype=weight.dtype, device=weight.device)
         self.register_buffer('_D', torch.zeros_like(weight))  # the last eager certificate: ∂σ̂/∂W
         self.register_buffer('_scale', torch.ones((), **kw))
         self.register_buffer('_active', torch.zeros((), **kw))
-        self.register_buffer('_beta', torch.zeros((), dtype=torch.float64, device=weight.device))  # proven bound, all sizes
+        self.register_buffer('_beta', torch.zeros((), dtype=torch.float64, device=weight.device))  # proven bound, sizes in force
         self._register()
         self._pid = None
         with torch.no_grad(): self.refresh(weight)
@@ -492,6 +538,15 @@ class _ConvContraction(_Contraction):
         self._register()
         self._pid = None
 
+    def _see(self, module:nn.Module, args:tuple) -> None:
+        "Forward pre-hook of the layer: an input size not seen before joins the sizes in force, so it is proven before it is used."
+        if self.sizes is None or not args or not isinstance(args[0], Tensor): return
+        size = tuple(int(n) for n in args[0].shape[-len(self.geo.kernel):])  # int(): one proof per static shape under compile
+        if size not in self.sizes: self.sizes = self.sizes + (size,)
+
+    def _certify(self, W:Tensor, check_data:bool, force:bool) -> tuple:
+        return self.cert.refresh(W, check_data, force, self.sizes)
+
     def _mirror(self, out:tuple) -> None:
         coef, D = out
         self._D.copy_(D); self._scale.copy_(coef[0]); self._active.copy_(coef[1]); self._beta.fill_(self.cert.bound)
@@ -500,7 +555,7 @@ class _ConvContraction(_Contraction):
         train = torch.is_grad_enabled() and W.requires_grad
         if torch.compiler.is_compiling():
             coef, D = torch.ops.linear_contraction.certify_conv(W.detach(), self._token, self.c, self.rtol, self.clip, train,
-                                                                self._geometry)
+                                                                self._geometry, [-1] if self.sizes is None else [n for s in self.sizes for n in s])
             scale, active, sigma = coef[0], coef[1], coef[2]
             g = scale*sigma/torch.where(active > 0, (D*W).sum(), torch.ones_like(scale))  # (D·W) = σ̂ in value
             return W*(scale + active*(g - g.detach()))
@@ -510,4 +565,11 @@ class _ConvContraction(_Contraction):
             return self.cert.w_eff
         return _ScaleD.apply(W, coef, D)
 
-    def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, rtol={self.rtol:g}, padding_mode={self.geo.padding_mode!r}'
+    def guarantee(self) -> str:
+        "The guarantee in force, in words."
+        if not self.sizes: return 'every input size' + (' (until the first call)' if self.sizes is not None else '')
+        return 'the input sizes ' + ', '.join('×'.join(map(str, s)) for s in self.sizes)
+
+    def extra_repr(self) -> str:
+        return (f'c={self.c}, mode={self.mode!r}, rtol={self.rtol:g}, padding_mode={self.geo.padding_mode!r}, '
+                f'bound on: {self.guarantee()}')

@@ -7,7 +7,7 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/conv.html.md""
 
 # %% ../nbs/api/03a_conv.ipynb #4e656e4c
 from __future__ import annotations
-import itertools, math
+import functools, itertools, math
 from typing import NamedTuple
 import torch
 from torch import nn, Tensor
@@ -149,13 +149,18 @@ def _polyphase(w:Tensor, # (c_out, c_in/g, *kernel) float64
     "The polyphase kernel: a stride-s convolution on the s-phase components of the input as a stride-1 convolution."
     g = geo.groups
     W = w.reshape(g, w.shape[0]//g, *w.shape[1:])
+    if all(s == 1 for s in geo.stride) and all(dl == 1 for dl in geo.dilation): return _crop(W)[0] if crop else W  # the kernel itself
     Q = [(dl*(k - 1))//s + 1 for k, dl, s in zip(geo.kernel, geo.dilation, geo.stride)]
     out = W.new_zeros(*W.shape[:3], *geo.stride, *Q)
     for taps, r, q in _taps(geo): out[(slice(None),)*3 + r + q] = W[(slice(None),)*3 + taps]
     out = out.reshape(*W.shape[:2], W.shape[2]*math.prod(geo.stride), *Q)
     return _crop(out)[0] if crop else out
 
-def _qgrid(Q) -> Tensor: # (∏Q, d) the tap offsets of a polyphase kernel
+def _qgrid(Q) -> Tensor: # (∏Q, d) the tap offsets of a polyphase kernel (cached: do not modify)
+    return _qgrid_of(tuple(int(n) for n in Q))
+
+@functools.lru_cache(maxsize=64)
+def _qgrid_of(Q:tuple) -> Tensor:
     return torch.cartesian_prod(*[torch.arange(n, dtype=torch.float64) for n in Q]).reshape(-1, len(Q))
 
 def _symbol(Wp:Tensor, # (g, m, n, *Q) real polyphase kernel
@@ -242,7 +247,11 @@ def _coef_bound(Wp:Tensor) -> float:
         V += torch.linalg.matrix_norm(H)
     return float(V.amax())*(1 + 1e-10) + 1e-300
 
-def _half_grid(M:list) -> Tensor: # (P, d): the frequencies 2πj/M per dimension, last dimension j ≤ M/2 only
+def _half_grid(M:list) -> Tensor: # (P, d): the frequencies 2πj/M per dimension, last dimension j ≤ M/2 only (cached: do not modify)
+    return _half_grid_of(tuple(int(m) for m in M))
+
+@functools.lru_cache(maxsize=64)
+def _half_grid_of(M:tuple) -> Tensor:
     axes = [torch.arange(m, dtype=torch.float64)*(2*math.pi/m) for m in M[:-1]]
     axes.append(torch.arange(M[-1]//2 + 1, dtype=torch.float64)*(2*math.pi/M[-1]))
     return torch.cartesian_prod(*axes).reshape(-1, len(M))
@@ -590,12 +599,12 @@ def sup_direction(weight:Tensor, # (c_out, c_in/groups, *kernel)
     phase = torch.polar(torch.ones(q.shape[0], dtype=torch.float64, device=w.device), -(q @ r.omega.to(w.device)))
     Gq = torch.real(r.u.conj_physical()[:, None, None]*r.v[None, :, None]*phase)  # (m, n, ∏Q): ∂/∂W_q of Re(uᴴ Σ W_q e^{-iω·q} v)
     cog, cig = w.shape[0]//g.groups, w.shape[1]
-    Gp = Gq.reshape(cog, cig, *g.stride, *Q)
     D = torch.zeros_like(w)
     Dg = D[r.group*cog:(r.group + 1)*cog]
+    if all(s == 1 for s in g.stride) and all(dl == 1 for dl in g.dilation): Dg.copy_(Gq.reshape(Dg.shape)); return D  # stride 1, dilation 1: taps are the offsets
+    Gp = Gq.reshape(cog, cig, *g.stride, *Q)
     for taps, rr, qq in _taps(g): Dg[(slice(None), slice(None)) + taps] = Gp[(slice(None), slice(None)) + rr + qq]
     return D
-
 
 # %% ../nbs/api/03a_conv.ipynb #7a41ec52
 def size_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any floating dtype

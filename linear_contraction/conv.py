@@ -379,42 +379,58 @@ def _gram_coefficients(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel
     ks = _qgrid(span) - torch.tensor([x - 1 for x in Q], dtype=torch.float64)
     return C, ks, float(torch.linalg.vector_norm(Wq, dim=(2, 3)).sum(1).amax())
 
-def _neg_gram_symbol(C:Tensor, # (g, n_K, r, r) from `_gram_coefficients`
+def _neg_gram_symbol(C:Tensor, # (g, n_K, r, r) float64, from `_gram_coefficients`
                      ks:Tensor, # (n_K, d) their offsets, symmetric around the middle (k = 0)
                      omega:Tensor, # (P, d) frequencies
-                    ) -> Tensor: # (g, P, r, r) complex128: −H(ω)
+                     dtype=torch.float64, # the real precision of the result (the phases are computed in float64, then rounded)
+                    ) -> Tensor: # (g, P, r, r) complex: −H(ω)
     "−H(ω) at every frequency by one real product: cosines with C_k + C_{−k}, sines with C_k − C_{−k} (C_{−k} = C_kᵀ)."
     g, nK, r, _ = C.shape
     h = nK//2
     Cp, Cm = C[:, h + 1:], C[:, :h].flip(1)  # C_k and C_{−k}, k > 0
-    B = C.new_zeros(g, 2*h + 1, r, r, 2)  # (real, imaginary) interleaved: the product lands as a complex tensor
+    B = C.new_zeros(g, 2*h + 1, r, r, 2, dtype=dtype)  # (real, imaginary) interleaved: the product lands as a complex tensor
     B[:, 0, ..., 0] = -C[:, h]
     B[:, 1:h + 1, ..., 0] = -(Cp + Cm)
     B[:, h + 1:, ..., 1] = Cp - Cm
     th = omega @ ks[h + 1:].mT.to(omega)  # (P, h)
-    A = torch.cat([torch.ones_like(th[:, :1]), torch.cos(th), torch.sin(th)], 1)
+    A = torch.cat([torch.ones_like(th[:, :1]), torch.cos(th), torch.sin(th)], 1).to(dtype)
     return torch.view_as_complex((A @ B.reshape(g, 2*h + 1, 2*r*r)).reshape(g, -1, r, r, 2))
 
-def _gram_error(Wp:Tensor, omega:Tensor, S:float, nK:int) -> float:
-    "A bound on ‖H̃(ω) − H(ω)‖₂ at every frequency: the coefficients' dot products, the phases and the sum over k."
+def _gram_error(Wp:Tensor, omega:Tensor, C:Tensor, S:float, u:float=U64) -> float:
+    "A bound on ‖H̃(ω) − H(ω)‖₂ at every frequency: the coefficients' dot products, then phases, rounding and sum in precision `u`."
     Q = Wp.shape[3:]
     arg = float(omega.abs().amax(0) @ torch.tensor([2.0*(n - 1) for n in Q], dtype=torch.float64)) if omega.numel() else 0.0
-    eps_phase = 4*U64*(arg + 4)
-    return 2*S*S*(gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2) + 2*(eps_phase + gamma(nK + 4)))*1.01
+    eps_phase = 4*U64*(arg + 4) + u  # float64 argument, cos and sin, then rounded to the product's precision
+    sum_C = float(torch.linalg.matrix_norm(C).sum(1).amax())*(1 + 1e-6)  # Σ_k ‖C̃_k‖_F, worst group
+    coef = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)  # the coefficients (float64 dot products), real and imaginary
+    return (coef + 2*(eps_phase + 2*u + gamma(C.shape[1] + 4, u))*(sum_C + coef))*1.01
 
-def _chol_bounds(M:Tensor, # (B, r, r) complex64/128: fl(−H), its diagonal shifted in place
+_POOL = None  # worker threads for large batches of factorisations (made on first use)
+
+def _cholesky_info(M:Tensor) -> Tensor: # (B,) int: 0 where the factorisation of M_i succeeded
+    "Batched Cholesky (upper: the faster layout here) split over the intra-op threads: torch runs a batch of small ones serially."
+    global _POOL
+    k = torch.get_num_threads()
+    if k < 2 or M.shape[0] < 64 or M.shape[-1] < 32: return torch.linalg.cholesky_ex(M, upper=True)[1]
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(k, thread_name_prefix='linear_contraction')
+    parts = M.tensor_split(k)
+    futs = [_POOL.submit(torch.linalg.cholesky_ex, p, upper=True) for p in parts[1:]]
+    return torch.cat([torch.linalg.cholesky_ex(parts[0], upper=True)[1]] + [f.result()[1] for f in futs])
+
+def _chol_bounds(M:Tensor, # (B, r, r) complex64/128: the computed −H, its diagonal shifted in place
                  s:Tensor, # (B,) float64 shifts
-                 S2:float, # ≥ tr H (bounds the rounding of H to single precision)
                 ) -> Tensor: # (B,) float64 proven bounds on λ_max(H) (inf where the factorisation failed)
     "Prove λ_max(H_i) ≤ bound_i by a Cholesky factorisation of s_i·I − H_i in M's precision, with every rounding margin."
     r = M.shape[-1]
     u = U32 if M.dtype == torch.complex64 else U64
     d = M.diagonal(dim1=-2, dim2=-1)
     d.add_(s.to(d.real.dtype)[:, None])
-    _, info = torch.linalg.cholesky_ex(M)
+    info = _cholesky_info(M)
     dd = d.real.to(torch.float64).abs()
     g = gamma(2*r + 8, u)
-    margin = (g/(1 - g)*dd.sum(-1) + 2*u*dd.amax(-1))*(1 + 4*u) + (u*S2 if u == U32 else 0.0) + (r + 1)**2*2.0**-120
+    margin = (g/(1 - g)*dd.sum(-1) + 2*u*dd.amax(-1))*(1 + 4*u) + (r + 1)**2*2.0**-120
     return torch.where(info == 0, (s + 2*margin)*(1 + 8*U64), torch.full_like(s, math.inf))
 
 def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤ 1
@@ -425,32 +441,36 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     "A proven bound on max over the grid of σ_max(K(ω)): the Gram symbol from its coefficients and one batched Cholesky."
     C, ks, S = _gram_coefficients(Wp)
     omega = _half_grid(list(grid)).to(Wp.device)
-    N64 = _neg_gram_symbol(C, ks, omega)
-    g, P, r = N64.shape[0], N64.shape[1], N64.shape[-1]
-    N64 = N64.flatten(0, 1)
-    cdt = torch.complex64 if gamma(2*r + 8, U32)*r <= rtol else torch.complex128
-    M = N64.to(cdt)
+    r = C.shape[-1]
+    single = gamma(2*r + 8, U32)*r <= rtol  # the factorisation's margin in float32 is below rtol: all of it in single precision
+    rdt, u = (torch.float32, U32) if single else (torch.float64, U64)
+    N = _neg_gram_symbol(C, ks, omega, rdt)
+    g, P = N.shape[0], N.shape[1]
+    N = N.flatten(0, 1)
+    M, cdt = N, N.dtype
     x = x0.to(cdt) if x0 is not None and x0.shape == (g*P, r) else torch.ones(g*P, r, dtype=cdt, device=M.device)
-    for _ in range(3):  # power steps on −M = H, all points at once
+    for _ in range(3 if x0 is None else 2):  # power steps on −M = H, all points at once (two when warm)
         x = (M @ x[..., None])[..., 0]
         x = x/torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-30)
     lam = -torch.real((x.conj_physical()[..., None, :] @ M @ x[..., None])[..., 0, 0]).to(torch.float64)
     top = torch.topk(lam, min(8, lam.numel())).indices
     ev = torch.full_like(lam, -math.inf)
-    ev[top] = -torch.linalg.eigvalsh(N64[top])[..., 0]  # exact λ_max where the maximum most likely is
-    tau, S2 = rtol/4, S*S*(1 + 1e-6)
-    bnd = _chol_bounds(M, torch.full_like(lam, float(ev.max())*(1 + tau)**2), S2)
+    ev[top] = -torch.linalg.eigvalsh(N[top].to(torch.complex128))[..., 0]  # λ_max where the maximum most likely is
+    def again(i): # the computed −H at flat indices i (group-major), afresh: M's diagonals are shifted in place
+        return _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)]
+    tau = rtol/4
+    bnd = _chol_bounds(M, torch.full_like(lam, float(ev.max())*(1 + tau)**2))
     for _ in range(3):  # points above the shift: their own eigenvalue and shift
-        bad = ~torch.isfinite(bnd)
-        if not bool(bad.any()): break
-        ev[bad] = -torch.linalg.eigvalsh(N64[bad])[..., 0]
-        bnd[bad] = _chol_bounds(N64[bad].to(cdt), ev[bad].clamp_min(0)*(1 + tau)**2 + 1e-300, S2)
+        bad = (~torch.isfinite(bnd)).nonzero().flatten()
+        if not len(bad): break
+        Nb = again(bad)
+        ev[bad] = -torch.linalg.eigvalsh(Nb.to(torch.complex128))[..., 0]
+        bnd[bad] = _chol_bounds(Nb, ev[bad].clamp_min(0)*(1 + tau)**2 + 1e-300)
         tau *= 4
-    lmax = max(float(ev.max()), 0.0)
-    up = math.sqrt(float(bnd.max()) + _gram_error(Wp, omega, S, ks.shape[0]))*(1 + 4*U64)
+    up = math.sqrt(float(bnd.max()) + _gram_error(Wp, omega, C, S, u))*(1 + 4*U64)
     gi, pi = divmod(int(ev.argmax()), P)
-    _, u, v = _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))  # the maximiser's singular vectors, for the derivative
-    est = math.sqrt(lmax)
+    lt, u, v = _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))  # the maximiser in float64: σ̂ and the derivative's vectors
+    est = math.sqrt(float(lt[0]))
     return _Sup(up, est, g*P, up <= est*(1 + rtol), omega[pi], gi, u[0], v[0]), x
 
 # %% ../nbs/api/03a_conv.ipynb #c0e89683

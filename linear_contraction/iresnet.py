@@ -56,19 +56,20 @@ def contractive_cnn(channels:int, # input and output channels
                     dim:int=2, # 1 (Conv1d, sequences) or 2 (Conv2d, images)
                     activation:str='elu', # 1-Lipschitz activation: 'elu', 'tanh' or 'lipswish'
                     padding_mode:str='zeros', # as nn.Conv2d takes it; the certificate accounts for the padding
+                    sizes='all', # the guarantee of each layer (see `contraction`): 'all' input sizes, or those 'seen'
                    ) -> nn.Sequential:
-    "A CNN of `contraction(nn.Conv2d)` layers ('same' padding) and 1-Lipschitz activations with Lip ≤ c on inputs of every size."
+    "A CNN of `contraction(nn.Conv2d)` layers ('same' padding) and 1-Lipschitz activations, Lip ≤ c on every input size (`sizes='all'`)."
     from linear_contraction.contraction import contraction
     if dim not in (1, 2): raise ValueError(f'Expected dim 1 (Conv1d) or 2 (Conv2d), but got dim={dim!r}.')
     if activation not in ACTIVATIONS: raise ValueError(f'Unknown activation {activation!r}: expected one of {list(ACTIVATIONS)} (all 1-Lipschitz).')
     if not (isinstance(n_hidden, int) and n_hidden >= 0): raise ValueError(f'Expected n_hidden to be an int >= 0, but got {n_hidden!r}.')
     if not c > 0: raise ValueError(f'Expected c > 0, but got c={c!r}.')
     conv = nn.Conv1d if dim == 1 else nn.Conv2d
-    sizes, ci = [channels] + [hidden_channels]*n_hidden + [channels], c**(1/(n_hidden + 1))
+    chans, ci = [channels] + [hidden_channels]*n_hidden + [channels], c**(1/(n_hidden + 1))
     layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
         if i: layers.append(ACTIVATIONS[activation]())
-        layers.append(contraction(conv(a, b, kernel_size, padding='same', padding_mode=padding_mode), c=ci))
+        layers.append(contraction(conv(a, b, kernel_size, padding='same', padding_mode=padding_mode), c=ci, sizes=sizes))
     return nn.Sequential(*layers)
 
 # %% ../nbs/api/07_iresnet.ipynb #d27a75e4

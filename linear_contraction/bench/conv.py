@@ -14,7 +14,8 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
-from ..conv import conv_spectral_norm, certified_conv_bound, conv_matrix, conv_geometry, geometry_of
+from ..conv import (conv_spectral_norm, certified_conv_bound, conv_matrix, conv_geometry, geometry_of,
+                                     size_certificate, all_sizes_certificate)
 from ..contraction import contraction
 from .core import caption, median_interleaved, median_time, progress, save_figure, save_results
 
@@ -107,8 +108,10 @@ def peer_convs(c:int, # in = out channels
         from orthogonium.layers.conv.AOC import AdaptiveOrthoConv2d
         out['orthogonium AOC'] = AdaptiveOrthoConv2d(c, c, 3, padding=1, padding_mode='zeros')
     except ImportError: pass
-    lc = contraction(nn.Conv2d(c, c, 3, padding=1))
+    lc = contraction(nn.Conv2d(c, c, 3, padding=1))  # the default guarantee: the input sizes it is called with
     out['contraction(nn.Conv2d)'] = same(lc, lc.parametrizations.weight.original)
+    la = contraction(nn.Conv2d(c, c, 3, padding=1), sizes='all')
+    out["contraction, sizes='all'"] = same(la, la.parametrizations.weight.original)
     return out
 
 def used_sigma(layer:nn.Conv2d, # a (parametrized) Conv2d
@@ -155,38 +158,43 @@ def step_timer(layer:nn.Module, x:Tensor, y:Tensor, lr:float=1e-3):
         return (time.perf_counter() - t0)/k
     return run
 
-def cost_rows(cases=((16, 8, 32), (64, 32, 32)), # (channels, input size N, batch)
+def cost_rows(cases=((16, 8, 32), (16, 8, 256), (64, 32, 32), (64, 32, 256)), # (channels, input size N, batch)
               reps:int=3, # interleaved repeats (median)
               warmup:int=3, # training steps before timing
              ) -> list[dict]:
-    "Train-step time of every method relative to nn.Conv2d, interleaved in one process; and the certificate alone."
+    "Train-step time of every method relative to nn.Conv2d, interleaved in one process; and the certificates alone."
     rows = []
     for c, N, b in progress(list(cases), 'conv step cost'):
         layers = peer_convs(c)
         x, y = amplify(c, N, b)
         timers = {name: step_timer(l, x, y) for name, l in layers.items()}
         for t in timers.values(): t(warmup)
-        lc = layers['contraction(nn.Conv2d)']
-        W = lc.parametrizations.weight.original
         t = median_interleaved(timers, 1, reps)
-        t_cert, bound = median_time(lambda: certified_conv_bound(W.detach(), padding=1, rtol=1e-3), repeats=reps)
+        W64 = layers['contraction(nn.Conv2d)'].parametrizations.weight.original.detach().double()
+        geo = conv_geometry(W64, padding=1)
+        warm = size_certificate(W64, geo, (N, N), 1e-3)[4]
+        t_size, (_, r_size, *_) = median_time(lambda: size_certificate(W64, geo, (N, N), 1e-3, warm), repeats=reps)
+        t_all, (_, r_all, *_) = median_time(lambda: all_sizes_certificate(W64, geo, 1e-3), repeats=reps)
         base = t['nn.Conv2d']
-        row = dict(c=c, N=N, batch=b, conv_ms=1e3*base, certificate_ms=1e3*t_cert, points=bound.points)
+        row = dict(c=c, N=N, batch=b, conv_ms=1e3*base, size_ms=1e3*t_size, size_points=r_size.points,
+                   all_ms=1e3*t_all, all_points=r_all.points)
         for name in layers: row[name] = t[name]/base
         rows.append(row)
     return rows
 
+_COST_KEYS = ('c', 'N', 'batch', 'conv_ms', 'size_ms', 'size_points', 'all_ms', 'all_points', 'nn.Conv2d')
+
 def cost_table(rows:list[dict]) -> str:
-    "Training-step time / nn.Conv2d step, and the all-sizes certificate alone."
-    names = [k for k in rows[0] if k not in ('c', 'N', 'batch', 'conv_ms', 'certificate_ms', 'points', 'nn.Conv2d')]
+    "Training-step time / nn.Conv2d step, and each certificate alone (ms, frequencies proven)."
+    names = [k for k in rows[0] if k not in _COST_KEYS]
     short = {'torch spectral_norm': 'torch SN', 'deel-torchlip SpectralConv2d': 'torchlip', 'orthogonium AOC': 'AOC',
-             'contraction(nn.Conv2d)': 'contraction'}
-    head = (f"{'c':>3} {'N':>3} {'b':>3} | {'Conv2d ms':>9} | " + ' '.join(f'{short.get(k, k):>11}' for k in names)
-            + f" | {'certificate ms':>14} {'frequencies':>11}")
-    lines = ['training step (Adam, float32, 3×3, padding 1) / nn.Conv2d training step', head, '-'*len(head)]
+             'contraction(nn.Conv2d)': 'contraction', "contraction, sizes='all'": "(sizes='all')"}
+    head = (f"{'c':>3} {'N':>3} {'b':>3} | {'Conv2d ms':>9} | " + ' '.join(f'{short.get(k, k):>13}' for k in names)
+            + f" | {'one size: ms (freq.)':>20} | {'all sizes: ms (freq.)':>21}")
+    lines = ['training step (Adam, float32, 3×3, padding 1) / nn.Conv2d training step; the certificates alone', head, '-'*len(head)]
     for r in rows:
-        lines.append(f"{r['c']:3d} {r['N']:3d} {r['batch']:3d} | {r['conv_ms']:9.2f} | " + ' '.join(f'{r[k]:10.2f}x' for k in names)
-                     + f" | {r['certificate_ms']:14.1f} {r['points']:11d}")
+        lines.append(f"{r['c']:3d} {r['N']:3d} {r['batch']:3d} | {r['conv_ms']:9.2f} | " + ' '.join(f'{r[k]:12.2f}x' for k in names)
+                     + f" | {r['size_ms']:12.1f} ({r['size_points']:5d}) | {r['all_ms']:13.1f} ({r['all_points']:5d})")
     return '\n'.join(lines)
 
 # %% ../../nbs/bench/06_conv.ipynb #d51c1c1e
@@ -215,7 +223,7 @@ def benchmark(quick:bool=False, # small layers only: a smoke run in seconds
     print(tightness_table(tight))
     small = sigma_used(c=4, N=6, steps=10) if quick else sigma_used(c=16, N=8, steps=40, every=4)
     big = {} if quick else sigma_used(c=64, N=32, steps=20, batch=8, every=10, lr=1e-2)
-    for label, runs in (('16 ch, 8×8', small), ('64 ch, 32×32', big)):
+    for label, runs in (('4 ch, 6×6' if quick else '16 ch, 8×8', small), ('64 ch, 32×32', big)):
         if runs: print(f'largest σ used ({label}), Krylov / proven upper bound: '
                        + ', '.join(f'{k} {max(s for s, _ in v):.6f} / {max(u for _, u in v):.6f}' for k, v in runs.items()))
     rows = cost_rows(cases=((4, 6, 8),), reps=1, warmup=1) if quick else cost_rows()

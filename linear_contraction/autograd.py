@@ -6,7 +6,6 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/autograd.html.
 
 # %% ../nbs/api/01_autograd.ipynb #60dbef63
 from __future__ import annotations
-import torch
 from torch import Tensor
 from torch.autograd import Function
 

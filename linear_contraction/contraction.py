@@ -6,16 +6,16 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/contraction.ht
 
 # %% ../nbs/api/04_contraction.ipynb #cf0e988f
 from __future__ import annotations
-import ast, itertools, math, warnings, weakref
+import ast, itertools, math, weakref
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn, Tensor
 import torch.nn.functional as F
 import torch.autograd.forward_ad as _fw_ad
 from torch.nn.utils import parametrize
-from .checks import check_finite, report_nonconvergence, ConvergenceWarning
+from .checks import check_finite, report_nonconvergence
 from .certify import certified_spectral_bound, shift_certificate, U64
-from .spectral import singular_triplet, _block_top
+from .spectral import _block_top
 from .conv import ConvGeometry, geometry_of, all_sizes_certificate, size_certificate, sup_direction, _gain
 
 # %% auto #0
@@ -149,7 +149,9 @@ def _forget(key:int, ref:weakref.ref) -> None:
     else: _BY_PARAM.pop(key, None)
 
 def _track(cert:_Certifier, W:Tensor) -> None:
-    "Remember that `cert` constrains parameter `W`, for the optimizer hook."
+    "Remember that `cert` constrains parameter `W`, for the optimizer hook (registered with the first constraint, not at import)."
+    global _STEP_HOOK
+    if _STEP_HOOK is None: _STEP_HOOK = register_optimizer_step_post_hook(_after_optimizer_step)
     key = id(W)
     refs = [r for r in _BY_PARAM.get(key, []) if r() is not None and r() is not cert]
     _BY_PARAM[key] = refs + [weakref.ref(cert, lambda r, key=key: _forget(key, r))]
@@ -162,7 +164,7 @@ def _after_optimizer_step(optimizer, args, kwargs) -> None:
                 cert = r()
                 if cert is not None: cert.key = None
 
-_STEP_HOOK = register_optimizer_step_post_hook(_after_optimizer_step)
+_STEP_HOOK = None  # the handle of the global optimizer post-step hook, once a constraint exists
 
 # %% ../nbs/api/04_contraction.ipynb #59a38f3d
 _REGISTRY: dict[int, _Certifier] = {}  # token -> certifier: how a compiled or exported graph finds a layer's state

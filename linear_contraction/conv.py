@@ -142,6 +142,8 @@ def _crop(Wp:Tensor) -> tuple[Tensor, list]:
         Wp = Wp.narrow(3 + i, a, b - a + 1); offs.append(a)
     return Wp, offs
 
+def _plain(geo:ConvGeometry) -> bool: return all(s == 1 for s in geo.stride) and all(dl == 1 for dl in geo.dilation)
+
 def _polyphase(w:Tensor, # (c_out, c_in/g, *kernel) float64
                geo:ConvGeometry,
                crop:bool=True, # drop all-zero leading/trailing taps (the norm does not change: a shift is unitary)
@@ -149,7 +151,7 @@ def _polyphase(w:Tensor, # (c_out, c_in/g, *kernel) float64
     "The polyphase kernel: a stride-s convolution on the s-phase components of the input as a stride-1 convolution."
     g = geo.groups
     W = w.reshape(g, w.shape[0]//g, *w.shape[1:])
-    if all(s == 1 for s in geo.stride) and all(dl == 1 for dl in geo.dilation): return _crop(W)[0] if crop else W  # the kernel itself
+    if _plain(geo): return _crop(W)[0] if crop else W  # the kernel itself
     Q = [(dl*(k - 1))//s + 1 for k, dl, s in zip(geo.kernel, geo.dilation, geo.stride)]
     out = W.new_zeros(*W.shape[:3], *geo.stride, *Q)
     for taps, r, q in _taps(geo): out[(slice(None),)*3 + r + q] = W[(slice(None),)*3 + taps]
@@ -265,6 +267,7 @@ class _Sup(NamedTuple):
     group: int  # in which group
     u: Tensor  # (m,) complex top left singular vector there
     v: Tensor  # (n,) complex top right singular vector there
+    cropped: bool = True  # whether the symbol is that of the cropped polyphase kernel (`sup_direction` needs the offset)
 
 def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries ≤ 1
                  rtol:float, # wanted tightness
@@ -361,23 +364,29 @@ def _gram_coefficients(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel
                       ) -> tuple[Tensor, Tensor, float]: # C (g, n_K, r, r), offsets k (n_K, d), S = max_g Σ_q ‖W_q‖_F
     "Coefficients of the Gram symbol H(ω) = Σ_k C_k e^{-iω·k} of the smaller side (KᴴK or KKᴴ), from one matrix product."
     g, m, n = Wp.shape[:3]
-    Q = list(Wp.shape[3:])
+    Q = tuple(Wp.shape[3:])
     nQ = math.prod(Q)
     Wq = Wp.flatten(3).permute(0, 3, 1, 2)  # (g, nQ, m, n)
-    q = _qgrid(Q).long()
     if n <= m:  # KᴴK = Σ_{a,b} W_aᵀW_b e^{-iω·(q_b − q_a)}
         X = Wq.permute(0, 2, 1, 3).reshape(g, m, nQ*n)
-        blocks, r, diff = X.mT @ X, n, q[None, :, :] - q[:, None, :]
+        blocks, r = X.mT @ X, n
     else:  # KKᴴ = Σ_{a,b} W_aW_bᵀ e^{-iω·(q_a − q_b)}
         X = Wq.reshape(g, nQ*m, n)
-        blocks, r, diff = X @ X.mT, m, q[:, None, :] - q[None, :, :]
+        blocks, r = X @ X.mT, m
     blocks = blocks.reshape(g, nQ, r, nQ, r).transpose(2, 3).reshape(g, nQ*nQ, r, r)  # block (a, b)
-    span = [2*x - 1 for x in Q]
-    idx = torch.zeros(nQ, nQ, dtype=torch.long)
-    for j, x in enumerate(Q): idx = idx*span[j] + diff[..., j] + (x - 1)  # k, shifted to ≥ 0, row-major
-    C = blocks.new_zeros(g, math.prod(span), r, r).index_add_(1, idx.flatten().to(Wp.device), blocks)
-    ks = _qgrid(span) - torch.tensor([x - 1 for x in Q], dtype=torch.float64)
+    idx, ks = _offsets(Q, n <= m)
+    C = blocks.new_zeros(g, ks.shape[0], r, r).index_add_(1, idx.to(Wp.device), blocks)
     return C, ks, float(torch.linalg.vector_norm(Wq, dim=(2, 3)).sum(1).amax())
+
+@functools.lru_cache(maxsize=64)
+def _offsets(Q:tuple, wide:bool) -> tuple[Tensor, Tensor]: # (nQ²,) index of k for each block (a, b); ks (n_K, d)
+    "Which Gram coefficient each block W_aᵀW_b (wide) or W_aW_bᵀ feeds: k = q_b − q_a or q_a − q_b, row-major, shifted to ≥ 0."
+    q = _qgrid(Q).long()
+    diff = q[None, :, :] - q[:, None, :] if wide else q[:, None, :] - q[None, :, :]
+    span = [2*x - 1 for x in Q]
+    idx = torch.zeros(len(q), len(q), dtype=torch.long)
+    for j, x in enumerate(Q): idx = idx*span[j] + diff[..., j] + (x - 1)
+    return idx.flatten(), _qgrid(span) - torch.tensor([x - 1 for x in Q], dtype=torch.float64)
 
 def _neg_gram_symbol(C:Tensor, # (g, n_K, r, r) float64, from `_gram_coefficients`
                      ks:Tensor, # (n_K, d) their offsets, symmetric around the middle (k = 0)
@@ -459,7 +468,7 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     def again(i): # the computed −H at flat indices i (group-major), afresh: M's diagonals are shifted in place
         return _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)]
     tau = rtol/4
-    bnd = _chol_bounds(M, torch.full_like(lam, float(ev.max())*(1 + tau)**2))
+    bnd = _chol_bounds(M, torch.full_like(ev, float(ev.max())*(1 + tau)**2))
     for _ in range(3):  # points above the shift: their own eigenvalue and shift
         bad = (~torch.isfinite(bnd)).nonzero().flatten()
         if not len(bad): break
@@ -471,7 +480,7 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     gi, pi = divmod(int(ev.argmax()), P)
     lt, u, v = _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))  # the maximiser in float64: σ̂ and the derivative's vectors
     est = math.sqrt(float(lt[0]))
-    return _Sup(up, est, g*P, up <= est*(1 + rtol), omega[pi], gi, u[0], v[0]), x
+    return _Sup(up, est, g*P, up <= est*(1 + rtol), omega[pi], gi, u[0], v[0], cropped=False), x
 
 # %% ../nbs/api/03a_conv.ipynb #c0e89683
 class ConvBound(NamedTuple):
@@ -485,12 +494,12 @@ class ConvBound(NamedTuple):
 
 MATRIX_MAX = 4096  # the explicit operator is certified when it has at most this many input dimensions
 
-def _scaled_polyphase(weight:Tensor, geo:ConvGeometry) -> tuple[Tensor, float]:
+def _scaled_polyphase(weight:Tensor, geo:ConvGeometry, crop:bool=True) -> tuple[Tensor, float]:
     "The float64 polyphase kernel scaled exactly by a power of two (entries below 1), and the scale."
     w = weight.detach().to(torch.float64)
     amax = float(w.abs().max()) if w.numel() else 0.0
     e = math.frexp(amax)[1] if amax > 0 else 0
-    return _polyphase(torch.ldexp(w, torch.tensor(-e)), geo), 2.0**e
+    return _polyphase(torch.ldexp(w, torch.tensor(-e)), geo, crop), 2.0**e
 
 def _exact_grid(geo:ConvGeometry, size:tuple) -> tuple|None:
     "The polyphase grid on which this circular convolution is *exactly* a strided circular convolution, else None."
@@ -529,7 +538,7 @@ def certified_conv_bound(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d
         r = certified_spectral_bound(conv_matrix(weight, geo, size), rtol=rtol)
         return ConvBound(r.upper, r.estimate, 'matrix', 1.0, 0, r.tight)
     g, grid, gain = _size_grid(geo, size)
-    Wp, sc = _scaled_polyphase(weight, g)
+    Wp, sc = _scaled_polyphase(weight, g, crop=False)
     r, _ = _grid_bound(Wp, grid, rtol)
     up = r.upper*sc*gain*(1 + 4*U64)
     return ConvBound(up, r.estimate*sc, 'grid', gain, r.points, up <= gain*r.estimate*sc*(1 + rtol))
@@ -613,15 +622,15 @@ def sup_direction(weight:Tensor, # (c_out, c_in/groups, *kernel)
     # seen to be read as the plain tensor, so every conjugate here is physical
     w = weight.detach().to(torch.float64)
     full = _polyphase(w, g, crop=False)
-    _, q0 = _crop(full)  # the certificate's symbol is the cropped kernel's: K_cropped(ω) = e^{iω·q0} K_full(ω)
     Q = full.shape[3:]
+    q0 = _crop(full)[1] if r.cropped else [0]*len(Q)  # a cropped kernel's symbol: K_cropped(ω) = e^{iω·q0} K_full(ω)
     q = _qgrid(Q).to(w.device) - torch.tensor(q0, dtype=torch.float64, device=w.device)
     phase = torch.polar(torch.ones(q.shape[0], dtype=torch.float64, device=w.device), -(q @ r.omega.to(w.device)))
     Gq = torch.real(r.u.conj_physical()[:, None, None]*r.v[None, :, None]*phase)  # (m, n, ∏Q): ∂/∂W_q of Re(uᴴ Σ W_q e^{-iω·q} v)
     cog, cig = w.shape[0]//g.groups, w.shape[1]
     D = torch.zeros_like(w)
     Dg = D[r.group*cog:(r.group + 1)*cog]
-    if all(s == 1 for s in g.stride) and all(dl == 1 for dl in g.dilation): Dg.copy_(Gq.reshape(Dg.shape)); return D  # stride 1, dilation 1: taps are the offsets
+    if _plain(g): Dg.copy_(Gq.reshape(Dg.shape)); return D  # stride 1, dilation 1: taps are the offsets
     Gp = Gq.reshape(cog, cig, *g.stride, *Q)
     for taps, rr, qq in _taps(g): Dg[(slice(None), slice(None)) + taps] = Gp[(slice(None), slice(None)) + rr + qq]
     return D
@@ -635,6 +644,6 @@ def size_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any floatin
                     ) -> tuple[float, _Sup, ConvGeometry, float, Tensor]: # (upper incl. gain, certificate, geometry used, gain, warm)
     "The proven bound of `certified_conv_bound` at one input size by the grid route, with what a constraint needs to differentiate it."
     g, grid, gain = _size_grid(geo, _check_size(geo, size))
-    Wp, sc = _scaled_polyphase(weight, g)
+    Wp, sc = _scaled_polyphase(weight, g, crop=False)  # a shift does not change the grid's maximum: no need to crop
     r, x = _grid_bound(Wp, grid, rtol, warm)
     return r.upper*sc*gain*(1 + 4*U64), r._replace(upper=r.upper*sc, estimate=r.estimate*sc), g, gain, x

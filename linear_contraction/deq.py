@@ -6,14 +6,13 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/deq.html.md"""
 
 # %% ../nbs/api/08_deq.ipynb #0888d978
 from __future__ import annotations
-import math, warnings
+import warnings
 from dataclasses import dataclass
-from functools import partial
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 import torch
 from torch import nn, Tensor
 from .checks import check_floating, report_nonconvergence, ConvergenceWarning
-from .solvers import SolverResult, anderson, fixed_point, get_solver
+from .solvers import SolverResult, get_solver
 
 # %% auto #0
 __all__ = ['DEQStats', 'PhantomGradient', 'DEQFixedPoint', 'jacobian_regularization', 'fixed_point_correction']

@@ -6,12 +6,12 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/iresnet.html.m
 
 # %% ../nbs/api/07_iresnet.ipynb #1d392907
 from __future__ import annotations
-import functools, math, warnings
+import functools, math
 from typing import Callable, Sequence
 import torch
 from torch import nn, Tensor
 from torch.autograd import Function
-from .checks import check_floating, check_finite, ConvergenceWarning
+from .checks import check_floating, check_finite
 from .solvers import SolverResult, get_solver
 
 # %% auto #0

@@ -6,7 +6,6 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/spectral.html.
 
 # %% ../nbs/api/02_spectral.ipynb #77a2f401
 from __future__ import annotations
-import math
 from typing import NamedTuple
 import torch
 from torch import Tensor

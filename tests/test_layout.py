@@ -42,3 +42,10 @@ def test_public_api_is_curated():
     assert all(hasattr(lc, n) for n in lc.__all__)
     assert not [n for n in dir(lc) if not n.startswith('_') and n not in lc.__all__
                 and not isinstance(getattr(lc, n), type(lc))], 'top-level names outside __all__'
+
+def test_import_registers_no_global_hook():
+    "Importing the package changes nothing global: the optimizer post-step hook comes with the first constraint."
+    code = ('import torch, linear_contraction; from torch.optim import optimizer as o; n0 = len(o._global_optimizer_post_hooks); '
+            'linear_contraction.LinearContraction(3, 3); print(n0, len(o._global_optimizer_post_hooks))')
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert out == ['0', '1'], out

@@ -13,7 +13,7 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
 from ..contraction import LinearContraction
-from .core import caption, median_interleaved, median_time, progress, save_figure, save_results
+from .core import caption, median_interleaved, progress, save_figure, save_results
 
 # %% auto #0
 __all__ = ['peer_layers', 'used_weight', 'regression', 'sigma_used', 'step_timer', 'eval_timer', 'floor_timer', 'cost_rows',

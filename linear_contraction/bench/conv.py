@@ -8,7 +8,7 @@ Docs: https://linear-contraction.github.io/linear_contraction/bench/conv.html.md
 
 # %% ../../nbs/bench/06_conv.ipynb #031dea5e
 from __future__ import annotations
-import math, time
+import time
 from pathlib import Path
 import torch
 from torch import nn, Tensor

@@ -9,9 +9,9 @@ PY := $(BIN)/python
 
 .PHONY: all test export notebooks bench readme site docs venv browser
 
-# The main job: export the package, execute every notebook in a Jupyter kernel (slow benchmark cells included: they
-# call each module's `benchmark`) and write the fresh outputs back, then write README.md and the offline site.
-# `make bench` runs the same benchmarks alone from the command line.
+# The main job: export the package, execute every notebook in a Jupyter kernel and write the fresh outputs back, then
+# write README.md and the offline site. Cells flagged `#| slow` (the full benchmark runs, the tutorials' long trainings)
+# keep their stored outputs: `make bench` re-runs them (tens of minutes on 2 cores) and rebuilds README and site.
 all: export notebooks readme site
 
 venv: $(VENV)/.installed
@@ -26,10 +26,13 @@ export: $(VENV)/.installed
 
 # Every notebook in nbs/, in a real kernel (nbclient + ipykernel); a failure names the notebook and the cell.
 notebooks: export
-	$(PY) tools/run_nbs.py
+	$(PY) tools/run_nbs.py --skip-slow
 
-bench: $(VENV)/.installed
-	$(PY) -m linear_contraction.bench all
+# The notebooks with slow cells, every cell run (fresh benchmark tables and plots, each captioned with its machine and
+# date); `python -m linear_contraction.bench all` runs the same benchmarks from the command line without the notebooks.
+bench: export
+	$(PY) tools/run_nbs.py --slow-only
+	$(MAKE) readme site
 
 # README.md from nbs/index.ipynb (nbdev processing + pandoc; nbdev-readme would need Quarto).
 readme: $(VENV)/.installed

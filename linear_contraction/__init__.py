@@ -2,7 +2,7 @@
 
 Modules:
 
-- `linear_contraction.bench.conv`: The operator norm of a convolution, computed and certified: speed against materialising the operator, tightness of the bounds across input sizes, and `contraction(nn.Conv2d)` against torch's `spectral_norm`, deel-torchlip's `SpectralConv2d` and orthogonium's orthogonal convolution: the σ each layer really uses, and what a training step costs.
+- `linear_contraction.bench.conv`: The operator norm of a convolution, computed and certified: speed against materialising the operator, tightness of the bounds across input sizes, and `contraction(nn.Conv2d)` against torch's `spectral_norm`, deel-torchlip's `SpectralConv2d` and orthogonium's orthogonal convolution: the σ each layer really uses, and what a training step costs under each guarantee.
 - `linear_contraction.conv`: The exact operator norm of a convolution on a given input size, and a proven upper bound on it, for one input size or for every input size at once: the numbers a Lipschitz constraint on a convolutional layer needs."""
 
 __version__ = "0.0.1"

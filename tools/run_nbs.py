@@ -3,6 +3,8 @@ write their outputs back, so the committed notebooks and the docs site rendered 
 
     python tools/run_nbs.py                          # every notebook in nbs/ (names starting with _ are skipped)
     python tools/run_nbs.py nbs/01_spectral.ipynb    # only these
+    python tools/run_nbs.py --skip-slow              # `#| slow` cells keep their stored outputs (`make all`)
+    python tools/run_nbs.py --slow-only              # the notebooks with slow cells, all of them run (`make bench`)
 
 Progress: one bar per notebook over its cells; what a cell's own tqdm bar last wrote (a benchmark's progress) is shown
 beside it. A failing cell stops the run, naming the notebook and the cell, with its source and traceback; notebooks
@@ -18,15 +20,23 @@ import argparse, os, re, subprocess, sys, time
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 
+_SLOW = re.compile(r'^\s*#\|\s*slow\b', re.M)  # nbdev's flag for long cells (benchmarks, full training runs)
+
 class _Client(NotebookClient):
     "A `NotebookClient` that moves a progress bar as cells start and mirrors the kernel's tqdm output on it."
     bar: tqdm | None = None
+    skip_slow: bool = False  # keep the stored outputs of `#| slow` cells instead of running them
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        if self.skip_slow and cell.cell_type == 'code' and _SLOW.search(cell.source): return cell
+        return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
     def output(self, outs, msg, display_id, cell_index):
         c = msg.get('content', {})
@@ -76,12 +86,17 @@ def _cell_label(nb, i: int) -> str:
     src = '\n'.join('    ' + l for l in nb.cells[i].source.splitlines()[:6])
     return f'cell {i} (code cell {code_no}):\n{src}'
 
-def run(path: Path, timeout: int, kernel: str | None = None) -> float:
+def run(path: Path, timeout: int, kernel: str | None = None, skip_slow: bool = False) -> float:
     "Execute notebook `path` top to bottom in a fresh kernel and write it back; returns the seconds it took."
     nb = nbformat.read(path, as_version=4)
     n_code = sum(c.cell_type == 'code' for c in nb.cells)
-    client = _Client(nb, timeout=timeout, kernel_name=kernel or nb.metadata.get('kernelspec', {}).get('name', 'python3'),
-                     resources={'metadata': {'path': str(path.parent)}}, record_timing=False)
+    name = kernel or nb.metadata.get('kernelspec', {}).get('name', 'python3')
+    # local IPC sockets, not TCP on localhost: nothing listens on a port (and ipykernel has no reason to warn that
+    # "the kernel is running over TCP without encryption" for every notebook)
+    km = KernelManager(kernel_name=name, transport='ipc')
+    client = _Client(nb, km=km, timeout=timeout, kernel_name=name, resources={'metadata': {'path': str(path.parent)}},
+                     record_timing=False)
+    client.skip_slow = skip_slow
     state = {'cell': 0}
     def start(cell, cell_index, **_):
         state['cell'] = cell_index
@@ -104,14 +119,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('notebooks', nargs='*', type=Path, help='notebooks to run (default: all in nbs/)')
     ap.add_argument('--timeout', type=int, default=3600, help='seconds one cell may run (default 3600)')
+    ap.add_argument('--skip-slow', action='store_true', help='keep the stored outputs of `#| slow` cells (benchmarks) instead of running them')
+    ap.add_argument('--slow-only', action='store_true', help='only the notebooks that have `#| slow` cells (all their cells run)')
     a = ap.parse_args(argv)
     nbs = [p.resolve() for p in a.notebooks] or sorted(
         p for p in cfg.nbs_path.rglob('*.ipynb') if not any(s.startswith(('_', '.')) for s in p.relative_to(cfg.nbs_path).parts))
+    if a.slow_only: nbs = [p for p in nbs if any(c.cell_type == 'code' and _SLOW.search(c.source) for c in nbformat.read(p, as_version=4).cells)]
     # The kernel imports this checkout's package, not another editable install sharing the venv.
     os.environ['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else []))
     total = time.perf_counter()
     for p in nbs:
-        secs = run(p, a.timeout)
+        secs = run(p, a.timeout, skip_slow=a.skip_slow)
         print(f'{p.relative_to(cfg.nbs_path)}: executed in {secs:.1f}s, outputs written', file=sys.stderr)
     print(f'executed {len(nbs)} notebooks in {time.perf_counter() - total:.0f}s', file=sys.stderr)
     return 0

@@ -1,6 +1,7 @@
 """The operator norm of a convolution, computed and certified: speed against materialising the operator, tightness of the
 bounds across input sizes, and `contraction(nn.Conv2d)` against torch's `spectral_norm`, deel-torchlip's
-`SpectralConv2d` and orthogonium's orthogonal convolution: the σ each layer really uses, and what a training step costs.
+`SpectralConv2d` and orthogonium's orthogonal convolution: the σ each layer really uses, and what a training step costs
+under each guarantee.
 
 Docs: https://linear-contraction.github.io/linear_contraction/bench/conv.html.md"""
 
@@ -224,8 +225,9 @@ def benchmark(quick:bool=False, # small layers only: a smoke run in seconds
     small = sigma_used(c=4, N=6, steps=10) if quick else sigma_used(c=16, N=8, steps=40, every=4)
     big = {} if quick else sigma_used(c=64, N=32, steps=20, batch=8, every=10, lr=1e-2)
     for label, runs in (('4 ch, 6×6' if quick else '16 ch, 8×8', small), ('64 ch, 32×32', big)):
-        if runs: print(f'largest σ used ({label}), Krylov / proven upper bound: '
-                       + ', '.join(f'{k} {max(s for s, _ in v):.6f} / {max(u for _, u in v):.6f}' for k, v in runs.items()))
+        if runs: print(f'σ used ({label}; Krylov, smallest–largest over the run / largest proven upper bound):\n  '
+                       + '\n  '.join(f'{k}: {min(s for s, _ in v):.6f}–{max(s for s, _ in v):.6f} / {max(u for _, u in v):.6f}'
+                                      for k, v in runs.items()))
     rows = cost_rows(cases=((4, 6, 8),), reps=1, warmup=1) if quick else cost_rows()
     print(cost_table(rows))
     save_results(out, 'conv', speed=speed, tightness=tight, sigma_small={k: max(v) for k, v in small.items()},

@@ -30,8 +30,8 @@ def caption(fig, # a matplotlib figure
             text:str='', # what was measured, e.g. 'median of 9 interleaved repeats'
             y:float=-0.03, # vertical position in figure coordinates
            ):
-    "Write `text` and the machine under a figure."
-    fig.text(0.01, y, (text + '. ' if text else '') + f'Machine: {machine()}', fontsize=7)
+    "Write `text`, the machine and the date under a figure."
+    fig.text(0.01, y, (text + '. ' if text else '') + f'Machine: {machine()}; run {time.strftime("%Y-%m-%d")}', fontsize=7)
     return fig
 
 # %% ../../nbs/bench/00_core.ipynb #9336f8b7

@@ -22,7 +22,13 @@ from .conv import ConvGeometry, geometry_of, all_sizes_certificate, size_certifi
 __all__ = ['MODES', 'SIZES', 'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions']
 
 # %% ../nbs/api/04_contraction.ipynb #dae3e84f
-MODES = ('clip', 'normalise')
+MODES = ('clip', 'normalize')  # torch's spelling; 'normalise' is accepted as the same mode
+
+def _check_mode(mode) -> str:
+    "Validate `mode`, 'normalise' read as 'normalize'."
+    mode = 'normalize' if mode == 'normalise' else mode
+    if mode not in MODES: raise ValueError(f"Expected mode to be one of {MODES}, but got mode={mode!r}.")
+    return mode
 
 def _check_c(c) -> float:
     "Validate the Lipschitz bound `c`."
@@ -215,18 +221,19 @@ class _Contraction(nn.Module):
     def __init__(self,
                  weight:Tensor, # (m, n) the weight to constrain: shapes, dtype and the first certificate
                  c:float=1.0, # the bound on σ_max of the effective weight
-                 mode:str='clip', # 'clip': W·min(1, c/β); 'normalise': W·c/β, with β = σ̂·(1 + rtol)
+                 mode:str='clip', # 'clip': W·min(1, c/β); 'normalize': W·c/β, with β = σ̂·(1 + rtol)
                  rtol:float=5e-5, # tightness: σ_max(W_eff) ≥ c/(1 + rtol) whenever the scale is active
                  name:str='weight', # owner and parameter name for error messages
                 ):
         super().__init__()
         self.c = _check_c(c)
-        if mode not in MODES: raise ValueError(f"Expected mode to be one of {MODES}, but got mode={mode!r}.")
+        mode = _check_mode(mode)
         if not (1e-12 < rtol < 1e-2): raise ValueError(f'Expected 1e-12 < rtol < 1e-2, but got rtol={rtol!r}.')
         if weight.ndim != 2: raise ValueError(f'Expected {name} to be a matrix (2-D), but got shape {tuple(weight.shape)}.')
         self.mode, self.rtol, self.name, self.clip = mode, float(rtol), name, mode == 'clip'
         self.c_beta = self.c/(1 + self.rtol)  # W_eff = W·c_beta/σ when active
         m, n = weight.shape
+        self.cert_shape = weight.shape
         kw = dict(dtype=weight.dtype, device=weight.device)
         self.register_buffer('_u', torch.zeros(m, **kw))  # the last eager certificate: left singular vector
         self.register_buffer('_v', torch.zeros(n, **kw))  # right singular vector
@@ -285,6 +292,13 @@ class _Contraction(nn.Module):
             return self.cert.w_eff
         return self._scaled(W, coef, u, v)
 
+    def right_inverse(self, value:Tensor, # the weight assigned: `module.weight = value`
+                     ) -> Tensor: # the raw weight to store
+        "Store an assigned weight as the raw weight: clip leaves a value proven inside the bound unchanged, normalize rescales it to c."
+        if value.shape != self.cert_shape:
+            raise ValueError(f'Expected a weight of shape {tuple(self.cert_shape)} for {self.name}, but got shape {tuple(value.shape)}.')
+        return value
+
     @torch.jit.unused
     def _scaled(self, W:Tensor, coef:Tensor, u:Tensor, v:Tensor) -> Tensor: return _Scale.apply(W, coef, u, v)
 
@@ -297,7 +311,7 @@ class LinearContraction(nn.Module):
                  out_features:int, # size of each output sample
                  bias:bool=True, # learn an additive bias
                  *, c:float=1.0, # the Lipschitz bound: σ_max(W_eff) ≤ c
-                 mode:str='clip', # 'clip' (weights inside the ball untouched) or 'normalise' (σ_max(W_eff) = c)
+                 mode:str='clip', # 'clip' (weights inside the ball untouched) or 'normalize' (σ_max(W_eff) = c)
                  rtol:float=5e-5, # tightness of the certified bound used for the scale
                  device=None, dtype=None):
         super().__init__()
@@ -333,7 +347,7 @@ class LinearContraction(nn.Module):
 def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or an nn.Conv1d / nn.Conv2d
                 name:str='weight', # the parameter to constrain
                 *, c:float=1.0, # the bound σ_max(W_eff) ≤ c
-                mode:str='clip', # 'clip' or 'normalise'
+                mode:str='clip', # 'clip' or 'normalize' ('normalise' accepted)
                 rtol:float|None=None, # tightness of the certified bound (None: 5e-5 for matrices, 1e-3 for convolutions)
                 sizes='seen', # convolutions: 'seen' (the input sizes it is called with, each proven before use), 'all', or sizes to start with
                ) -> nn.Module:
@@ -373,15 +387,15 @@ def _conv_sizes(sizes, geo:ConvGeometry) -> tuple|None:
 
 def remove_contraction(module:nn.Module, # a module constrained by `contraction`
                        name:str='weight', # the constrained parameter
-                       leave_constrained:bool=True, # keep W_eff as the plain weight (True) or restore the raw W
+                       leave_parametrized:bool=True, # keep W_eff as the plain weight (True) or restore the raw W (as torch's)
                       ) -> nn.Module:
-    "Remove the constraint added by `contraction`; returns `module`."
+    "Remove the constraint added by `contraction` (its parametrization and, for a convolution, its size hook); returns `module`."
     plist = getattr(getattr(module, 'parametrizations', {}), name, None) if parametrize.is_parametrized(module, name) else None
     if plist is None or not any(isinstance(p, _Contraction) for p in plist):
         raise ValueError(f'{type(module).__name__}.{name} is not constrained by contraction().')
     for p in plist:
         if getattr(p, '_hook', None) is not None: p._hook.remove()
-    return parametrize.remove_parametrizations(module, name, leave_parametrized=leave_constrained)
+    return parametrize.remove_parametrizations(module, name, leave_parametrized=leave_parametrized)
 
 def refresh_contractions(model:nn.Module, # a model holding `LinearContraction` layers or `contraction` parametrizations
                         ) -> int:
@@ -516,10 +530,11 @@ class _ConvContraction(_Contraction):
                 ):
         nn.Module.__init__(self)
         self.c = _check_c(c)
-        if mode not in MODES: raise ValueError(f"Expected mode to be one of {MODES}, but got mode={mode!r}.")
+        mode = _check_mode(mode)
         if not (1e-12 < rtol < 1e-1): raise ValueError(f'Expected 1e-12 < rtol < 1e-1, but got rtol={rtol!r}.')
         self.mode, self.rtol, self.name, self.clip, self.geo = mode, float(rtol), name, mode == 'clip', geo
         self.sizes = sizes
+        self.cert_shape = weight.shape
         self._geometry = repr(tuple(geo))  # plain literals: the operator's string argument
         kw = dict(dtype=weight.dtype, device=weight.device)
         self.register_buffer('_D', torch.zeros_like(weight))  # the last eager certificate: ∂σ̂/∂W

@@ -228,137 +228,6 @@ def _upper(A:Tensor, # (B, m, n) complex, m ≥ n
         out.append(gram_shift_certificates(G, s, 2*A.shape[-2], fro2[i:i + step])[1])
     return torch.cat(out).sqrt()*(1 + 4*U64) + delta
 
-# %% ../nbs/api/03a_conv.ipynb #01eff61a
-def _coef_bound(Wp:Tensor) -> float:
-    "V ≥ sup_ω ‖H(ω) − H₀‖₂: the sum of the Frobenius norms of the non-constant Fourier coefficients of the Gram symbol H."
-    Q = Wp.shape[3:]
-    qs = _qgrid(Q).long()
-    Wf = Wp.flatten(3)
-    small_in = Wp.shape[2] <= Wp.shape[1]  # the Gram matrix of the smaller side: KᴴK (n×n) or KKᴴ (m×m)
-    diff = qs[:, None, :] - qs[None, :, :]  # (nQ, nQ, d)
-    keys = {}
-    for a in range(len(qs)):
-        for b in range(len(qs)):
-            k = tuple(diff[a, b].tolist())
-            if any(k): keys.setdefault(k, []).append((a, b))
-    V = torch.zeros(Wp.shape[0], dtype=torch.float64, device=Wp.device)
-    for pairs in keys.values():
-        ia, ib = torch.tensor(pairs).T
-        A, B = Wf[..., ia], Wf[..., ib]
-        H = torch.einsum('gmnp,gmlp->gnl', A, B) if small_in else torch.einsum('gmnp,glnp->gml', A, B)
-        V += torch.linalg.matrix_norm(H)
-    return float(V.amax())*(1 + 1e-10) + 1e-300
-
-def _half_grid(M:list) -> Tensor: # (P, d): the frequencies 2πj/M per dimension, last dimension j ≤ M/2 only (cached: do not modify)
-    return _half_grid_of(tuple(int(m) for m in M))
-
-@functools.lru_cache(maxsize=64)
-def _half_grid_of(M:tuple) -> Tensor:
-    axes = [torch.arange(m, dtype=torch.float64)*(2*math.pi/m) for m in M[:-1]]
-    axes.append(torch.arange(M[-1]//2 + 1, dtype=torch.float64)*(2*math.pi/M[-1]))
-    return torch.cartesian_prod(*axes).reshape(-1, len(M))
-
-class _Sup(NamedTuple):
-    upper: float  # proven: sup_ω σ_max(K(ω)) ≤ upper
-    estimate: float  # the largest σ̂ found
-    points: int  # frequencies evaluated
-    tight: bool  # upper ≤ estimate·(1 + rtol)
-    omega: Tensor  # (d,) where the largest σ̂ was found
-    group: int  # in which group
-    u: Tensor  # (m,) complex top left singular vector there
-    v: Tensor  # (n,) complex top right singular vector there
-    cropped: bool = True  # whether the symbol is that of the cropped polyphase kernel (`sup_direction` needs the offset)
-
-def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries ≤ 1
-                 rtol:float, # wanted tightness
-                 max_points:int=8192, # stop refining past this many frequencies in one level (the bound stays proven, looser)
-                ) -> _Sup:
-    "A proven bound on sup over the torus of σ_max(K(ω)): a grid refined around the maxima, with a Bernstein bound between points."
-    Q = Wp.shape[3:]
-    T = torch.tensor([n - 1 for n in Q], dtype=torch.float64)
-    M = [8*int(t) if t else 1 for t in T]
-    omega = _half_grid(M).to(Wp.device)
-    h = torch.tensor([math.pi/m for m in M], dtype=torch.float64)  # cell half-widths
-    split = T > 0
-    V = _coef_bound(Wp)
-    L_lo, n_pts = 0.0, 0
-    vs = None  # the parents' top right vectors, per group and point
-    while True:
-        K = _symbol(Wp, omega).flatten(0, 1)
-        delta = _symbol_error(Wp, omega)
-        A = _side(K)
-        H = _gram(A)
-        if vs is None: lam, x = torch.linalg.eigh(H); lam, x = lam[..., -1], x[..., -1]
-        else: lam, x = _top_power(H, vs)
-        n_pts += omega.shape[0]
-        i = int(lam.argmax())
-        rho = float(torch.linalg.vector_norm(A[i] @ x[i]))  # ‖Ã x‖ with ‖x‖ = 1: a lower bound on σ_max(K̃(ω_i))
-        L_lo = max(L_lo, max(0.0, rho*(1 - 1e-12) - delta)**2)  # ≤ σ_max(K(ω_i))² ≤ Λ
-        lmax = float(lam[i])
-        theta = float((T*h).sum())*(1 + 1e-12)
-        e = theta*theta/2
-        def final():
-            top = (lam >= float(lam.max())*(1 - 1e-2)).nonzero().flatten()  # exact eigenpairs where the maximum may be
-            lt, ut, vt = _top(K[top])
-            j = int(lt.argmax()); lmax, k = float(lt[j]), int(top[j])
-            tau = rtol/4
-            for _ in range(6):
-                U = _upper(A, H, lmax*(1 + tau)**2, delta)
-                if bool(torch.isfinite(U).all()): break
-                tau *= 4
-            b = float(U.max())**2  # ≥ λ_max at every point of this level
-            up = math.sqrt(min(b/(1 - e) if e < 1 else math.inf, b + e*V))*(1 + 4*U64)
-            gi, pi = divmod(k, omega.shape[0])
-            return _Sup(up, math.sqrt(lmax), n_pts, up <= math.sqrt(lmax)*(1 + rtol), omega[pi], gi, ut[j], vt[j])
-        if e*min(V, lmax) <= rtol*L_lo/2 or not bool(split.any()): return final()
-        thr = max(L_lo*(1 - e), L_lo - e*V)  # a cell holding a maximiser has λ(centre) ≥ thr
-        cand = lam >= thr*(1 - 1e-6)
-        test = ~cand
-        if bool(test.any()):
-            Ut = _upper(A[test], H[test], thr*(1 - 1e-7), delta)
-            cand[test] = ~(Ut*Ut < thr)  # not proven below the threshold: keep
-        keep = cand.reshape(Wp.shape[0], -1).any(0)
-        nc = 2**int(split.sum())
-        if int(keep.sum())*nc > max_points: return final()
-        c = omega[keep]
-        offs = torch.cartesian_prod(*[torch.tensor([-0.5, 0.5] if s else [0.0], dtype=torch.float64) for s in split])
-        offs = offs.reshape(-1, len(Q))*h
-        omega = (c[:, None, :] + offs[None]).reshape(-1, len(Q))
-        vs = x.reshape(Wp.shape[0], -1, x.shape[-1])[:, keep].repeat_interleave(nc, 1).flatten(0, 1)
-        h = torch.where(split, h/2, h)
-
-# %% ../nbs/api/03a_conv.ipynb #65c74c2d
-def _index_counts(geo:ConvGeometry, size:tuple) -> list:
-    "Per dimension, how often each input (reflect/replicate: padding) or circular output row (circular) is used; max counts."
-    out = output_size(geo, size)
-    counts = []
-    for n, (a, b), s, o in zip(size, geo.pads, geo.stride, out):
-        if geo.padding_mode == 'circular':
-            idx = (torch.arange(o)*s - a) % n  # row of the stride-1 circular convolution each output reads
-        else:
-            idx = F.pad(torch.arange(n, dtype=torch.float64)[None, None], (a, b), mode=geo.padding_mode)[0, 0].long()
-        counts.append(int(torch.bincount(idx, minlength=n).max()))
-    return counts
-
-def _sizes(geo:ConvGeometry, dim:int) -> range:
-    "Input sizes along `dim` on which the padding's multiplicity can still change (beyond them it is periodic or constant)."
-    (a, b), k, dl, s = geo.pads[dim], geo.kernel[dim], geo.dilation[dim], geo.stride[dim]
-    lo = max(1, dl*(k - 1) + 1 - a - b, max(a, b) + 1 if geo.padding_mode == 'reflect' else 1, max(a, b) if geo.padding_mode == 'circular' else 1)
-    return range(lo, lo + 4*(a + b + dl*k + s) + 8)
-
-def _gain(geo:ConvGeometry, size:tuple|None) -> float:
-    "‖padding or row selection‖₂ = √(max multiplicity) at `size`, or its maximum over all sizes (size None)."
-    if geo.padding_mode == 'zeros': return 1.0
-    if size is not None: return math.sqrt(math.prod(_index_counts(geo, size)))
-    g = 1
-    for dim in range(len(geo.kernel)):  # the multiplicity is a product over dimensions: maximise each
-        best = 0
-        for n in _sizes(geo, dim):
-            size1 = tuple(n if i == dim else max(_sizes(geo, i).start, 1) for i in range(len(geo.kernel)))
-            best = max(best, _index_counts(geo, size1)[dim])
-        g *= best
-    return math.sqrt(g)
-
 # %% ../nbs/api/03a_conv.ipynb #9d2b6d0b
 def _gram_coefficients(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel
                       ) -> tuple[Tensor, Tensor, float]: # C (g, n_K, r, r), offsets k (n_K, d), S = max_g Σ_q ‖W_q‖_F
@@ -402,7 +271,7 @@ def _neg_gram_symbol(C:Tensor, # (g, n_K, r, r) float64, from `_gram_coefficient
     B[:, 1:h + 1, ..., 0] = -(Cp + Cm)
     B[:, h + 1:, ..., 1] = Cp - Cm
     th = omega @ ks[h + 1:].mT.to(omega)  # (P, h)
-    A = torch.cat([torch.ones_like(th[:, :1]), torch.cos(th), torch.sin(th)], 1).to(dtype)
+    A = torch.cat([th.new_ones(th.shape[0], 1), torch.cos(th), torch.sin(th)], 1).to(dtype)  # (a one-tap kernel has no k > 0)
     return torch.view_as_complex((A @ B.reshape(g, 2*h + 1, 2*r*r)).reshape(g, -1, r, r, 2))
 
 def _gram_error(Wp:Tensor, omega:Tensor, C:Tensor, S:float, u:float=U64) -> float:
@@ -481,6 +350,148 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     lt, u, v = _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))  # the maximiser in float64: σ̂ and the derivative's vectors
     est = math.sqrt(float(lt[0]))
     return _Sup(up, est, g*P, up <= est*(1 + rtol), omega[pi], gi, u[0], v[0], cropped=False), x
+
+# %% ../nbs/api/03a_conv.ipynb #01eff61a
+def _coef_bound(Wp:Tensor) -> float:
+    "V ≥ sup_ω ‖H(ω) − H₀‖₂: the sum of the Frobenius norms of the non-constant Fourier coefficients of the Gram symbol H."
+    Q = Wp.shape[3:]
+    qs = _qgrid(Q).long()
+    Wf = Wp.flatten(3)
+    small_in = Wp.shape[2] <= Wp.shape[1]  # the Gram matrix of the smaller side: KᴴK (n×n) or KKᴴ (m×m)
+    diff = qs[:, None, :] - qs[None, :, :]  # (nQ, nQ, d)
+    keys = {}
+    for a in range(len(qs)):
+        for b in range(len(qs)):
+            k = tuple(diff[a, b].tolist())
+            if any(k): keys.setdefault(k, []).append((a, b))
+    V = torch.zeros(Wp.shape[0], dtype=torch.float64, device=Wp.device)
+    for pairs in keys.values():
+        ia, ib = torch.tensor(pairs).T
+        A, B = Wf[..., ia], Wf[..., ib]
+        H = torch.einsum('gmnp,gmlp->gnl', A, B) if small_in else torch.einsum('gmnp,glnp->gml', A, B)
+        V += torch.linalg.matrix_norm(H)
+    return float(V.amax())*(1 + 1e-10) + 1e-300
+
+def _half_grid(M:list) -> Tensor: # (P, d): the frequencies 2πj/M per dimension, last dimension j ≤ M/2 only (cached: do not modify)
+    return _half_grid_of(tuple(int(m) for m in M))
+
+@functools.lru_cache(maxsize=64)
+def _half_grid_of(M:tuple) -> Tensor:
+    axes = [torch.arange(m, dtype=torch.float64)*(2*math.pi/m) for m in M[:-1]]
+    axes.append(torch.arange(M[-1]//2 + 1, dtype=torch.float64)*(2*math.pi/M[-1]))
+    return torch.cartesian_prod(*axes).reshape(-1, len(M))
+
+class _Sup(NamedTuple):
+    upper: float  # proven: sup_ω σ_max(K(ω)) ≤ upper
+    estimate: float  # the largest σ̂ found
+    points: int  # frequencies evaluated
+    tight: bool  # upper ≤ estimate·(1 + rtol)
+    omega: Tensor  # (d,) where the largest σ̂ was found
+    group: int  # in which group
+    u: Tensor  # (m,) complex top left singular vector there
+    v: Tensor  # (n,) complex top right singular vector there
+    cropped: bool = True  # whether the symbol is that of the cropped polyphase kernel (`sup_direction` needs the offset)
+
+def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries ≤ 1
+                 rtol:float, # wanted tightness
+                 max_points:int=8192, # stop refining past this many frequencies in one level (the bound stays proven, looser)
+                ) -> _Sup:
+    "A proven bound on sup over the torus of σ_max(K(ω)): a grid refined around the maxima, with a Bernstein bound between points."
+    Q = Wp.shape[3:]
+    T = torch.tensor([n - 1 for n in Q], dtype=torch.float64)
+    M = [8*int(t) if t else 1 for t in T]
+    omega = _half_grid(M).to(Wp.device)
+    h = torch.tensor([math.pi/m for m in M], dtype=torch.float64)  # cell half-widths
+    split = T > 0
+    # the Gram symbol's coefficients serve every level: values at any points by one product (see the grid certificate)
+    C, ks, S = _gram_coefficients(Wp)
+    r = C.shape[-1]
+    # single precision only where it pays (large matrices) and its margin leaves the pruning and the tightness room
+    rdt, u = (torch.float32, U32) if r >= 32 and gamma(2*r + 8, U32)*r <= rtol/4 else (torch.float64, U64)
+    below = 1/(1 + 2.1*gamma(2*r + 8, u)*r + 1e-7 + 16*U64)  # a shift s·below proves λ < s when the factorisation succeeds
+    coef_err = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)
+    nz = torch.ones(ks.shape[0], dtype=torch.bool); nz[ks.shape[0]//2] = False  # k ≠ 0
+    V = float(torch.linalg.matrix_norm(C[:, nz]).sum(1).amax())*(1 + 1e-10) + coef_err + 1e-300  # ≥ sup_ω ‖H(ω) − H₀‖₂
+    L_lo, n_pts = 0.0, 0
+    vs = None  # the parents' top vectors, per group and point
+    while True:
+        N = _neg_gram_symbol(C, ks, omega, rdt).flatten(0, 1)  # −H̃ at every (group, point)
+        dH = _gram_error(Wp, omega, C, S, u)  # ‖H̃ − H‖₂ at every point
+        P = omega.shape[0]
+        if vs is None: lam, x = torch.linalg.eigh(-N.to(torch.complex128)); lam, x = lam[..., -1], x[..., -1]
+        else: lam, x = _top_power(-N, vs.to(N.dtype))
+        lam = lam.to(torch.float64)
+        n_pts += P
+        i = int(lam.argmax())
+        gi, pi = divmod(i, P)
+        Ai = _side(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))[0]  # the point's symbol in float64
+        xi = x[i].to(torch.complex128); xi = xi/torch.linalg.vector_norm(xi)
+        rho = float(torch.linalg.vector_norm(Ai @ xi))  # ‖Ã x‖ with ‖x‖ = 1: a lower bound on σ_max(K̃(ω_i))
+        L_lo = max(L_lo, max(0.0, rho*(1 - 1e-12) - _symbol_error(Wp, omega[pi:pi + 1]))**2)  # ≤ σ_max(K(ω_i))² ≤ Λ
+        theta = float((T*h).sum())*(1 + 1e-12)
+        e = theta*theta/2
+        def final():
+            top = (lam >= float(lam.max())*(1 - 1e-2)).nonzero().flatten()  # exact singular pairs where the maximum may be
+            Kt = _symbol(Wp, omega[top % P])[top//P, torch.arange(len(top))]
+            lt, ut, vt = _top(Kt)
+            j = int(lt.argmax()); lmax, k = float(lt[j]), int(top[j])
+            tau = rtol/4
+            for _ in range(6):
+                U = _chol_bounds(N.clone(), torch.full_like(lam, lmax*(1 + tau)**2))
+                if bool(torch.isfinite(U).all()): break
+                tau *= 4
+            b = float(U.max()) + dH  # ≥ λ_max at every point of this level
+            up = math.sqrt(min(b/(1 - e) if e < 1 else math.inf, b + e*V))*(1 + 4*U64)
+            gk, pk = divmod(k, P)
+            return _Sup(up, math.sqrt(lmax), n_pts, up <= math.sqrt(lmax)*(1 + rtol), omega[pk], gk, ut[j], vt[j])
+        if e*min(V, float(lam[i])) <= rtol*L_lo/2 or not bool(split.any()): return final()
+        thr = max(L_lo*(1 - e), L_lo - e*V)  # a cell holding a maximiser has λ(centre) ≥ thr
+        cand = lam >= thr*(1 - 1e-6)
+        test = ~cand
+        if bool(test.any()):
+            Ut = _chol_bounds(N[test], torch.full((int(test.sum()),), thr*below, dtype=torch.float64)) + dH
+            cand[test] = ~(Ut < thr)  # not proven below the threshold: keep
+        keep = cand.reshape(Wp.shape[0], -1).any(0)
+        nc = 2**int(split.sum())
+        if int(keep.sum())*nc > max_points: return final()
+        c = omega[keep]
+        offs = torch.cartesian_prod(*[torch.tensor([-0.5, 0.5] if s else [0.0], dtype=torch.float64) for s in split])
+        offs = offs.reshape(-1, len(Q))*h
+        omega = (c[:, None, :] + offs[None]).reshape(-1, len(Q))
+        vs = x.reshape(Wp.shape[0], -1, x.shape[-1])[:, keep].repeat_interleave(nc, 1).flatten(0, 1)
+        h = torch.where(split, h/2, h)
+
+# %% ../nbs/api/03a_conv.ipynb #65c74c2d
+def _index_counts(geo:ConvGeometry, size:tuple) -> list:
+    "Per dimension, how often each input (reflect/replicate: padding) or circular output row (circular) is used; max counts."
+    out = output_size(geo, size)
+    counts = []
+    for n, (a, b), s, o in zip(size, geo.pads, geo.stride, out):
+        if geo.padding_mode == 'circular':
+            idx = (torch.arange(o)*s - a) % n  # row of the stride-1 circular convolution each output reads
+        else:
+            idx = F.pad(torch.arange(n, dtype=torch.float64)[None, None], (a, b), mode=geo.padding_mode)[0, 0].long()
+        counts.append(int(torch.bincount(idx, minlength=n).max()))
+    return counts
+
+def _sizes(geo:ConvGeometry, dim:int) -> range:
+    "Input sizes along `dim` on which the padding's multiplicity can still change (beyond them it is periodic or constant)."
+    (a, b), k, dl, s = geo.pads[dim], geo.kernel[dim], geo.dilation[dim], geo.stride[dim]
+    lo = max(1, dl*(k - 1) + 1 - a - b, max(a, b) + 1 if geo.padding_mode == 'reflect' else 1, max(a, b) if geo.padding_mode == 'circular' else 1)
+    return range(lo, lo + 4*(a + b + dl*k + s) + 8)
+
+def _gain(geo:ConvGeometry, size:tuple|None) -> float:
+    "‖padding or row selection‖₂ = √(max multiplicity) at `size`, or its maximum over all sizes (size None)."
+    if geo.padding_mode == 'zeros': return 1.0
+    if size is not None: return math.sqrt(math.prod(_index_counts(geo, size)))
+    g = 1
+    for dim in range(len(geo.kernel)):  # the multiplicity is a product over dimensions: maximise each
+        best = 0
+        for n in _sizes(geo, dim):
+            size1 = tuple(n if i == dim else max(_sizes(geo, i).start, 1) for i in range(len(geo.kernel)))
+            best = max(best, _index_counts(geo, size1)[dim])
+        g *= best
+    return math.sqrt(g)
 
 # %% ../nbs/api/03a_conv.ipynb #c0e89683
 class ConvBound(NamedTuple):

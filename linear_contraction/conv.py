@@ -13,7 +13,7 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from .checks import check_finite
-from .certify import U64, U32, gamma, certified_spectral_bound, gram_shift_certificates
+from .certify import U64, U32, gamma, certified_spectral_bound
 from .spectral import _block_top
 
 # %% auto #0
@@ -212,22 +212,6 @@ def _top_power(H:Tensor, # (B, n, n) complex Hermitian Gram matrices
         x = w/torch.linalg.vector_norm(w, dim=-1, keepdim=True).clamp_min(1e-300)
     return torch.real((x.conj_physical()[..., None, :] @ H @ x[..., None])[..., 0, 0]), x
 
-def _upper(A:Tensor, # (B, m, n) complex, m ≥ n
-           H:Tensor, # (B, n, n) its Gram matrix from `_gram`
-           s:float, # the shift for σ²
-           delta:float, # the symbol's rounding bound
-           chunk:int=2**25, # entries of real Gram matrices formed at once
-          ) -> Tensor: # (B,) proven bounds on σ_max of the exact symbol (inf where the Cholesky failed)
-    "Prove σ_max ≤ bound at each point: a Cholesky certificate of the real form R = [[Re, −Im], [Im, Re]] (same singular values)."
-    fro2 = 2*(A.real.square() + A.imag.square()).sum((-2, -1))  # ‖R‖_F²
-    step = max(1, chunk//(4*H.shape[-1]**2))
-    out = []
-    for i in range(0, H.shape[0], step):
-        Re, Im = H[i:i + step].real, H[i:i + step].imag
-        G = torch.cat([torch.cat([Re, -Im], -1), torch.cat([Im, Re], -1)], -2)  # = RᵀR, entry for entry as `_gram` computed it
-        out.append(gram_shift_certificates(G, s, 2*A.shape[-2], fro2[i:i + step])[1])
-    return torch.cat(out).sqrt()*(1 + 4*U64) + delta
-
 # %% ../nbs/api/03a_conv.ipynb #9d2b6d0b
 def _gram_coefficients(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel
                       ) -> tuple[Tensor, Tensor, float]: # C (g, n_K, r, r), offsets k (n_K, d), S = max_g Σ_q ‖W_q‖_F
@@ -352,26 +336,6 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     return _Sup(up, est, g*P, up <= est*(1 + rtol), omega[pi], gi, u[0], v[0], cropped=False), x
 
 # %% ../nbs/api/03a_conv.ipynb #01eff61a
-def _coef_bound(Wp:Tensor) -> float:
-    "V ≥ sup_ω ‖H(ω) − H₀‖₂: the sum of the Frobenius norms of the non-constant Fourier coefficients of the Gram symbol H."
-    Q = Wp.shape[3:]
-    qs = _qgrid(Q).long()
-    Wf = Wp.flatten(3)
-    small_in = Wp.shape[2] <= Wp.shape[1]  # the Gram matrix of the smaller side: KᴴK (n×n) or KKᴴ (m×m)
-    diff = qs[:, None, :] - qs[None, :, :]  # (nQ, nQ, d)
-    keys = {}
-    for a in range(len(qs)):
-        for b in range(len(qs)):
-            k = tuple(diff[a, b].tolist())
-            if any(k): keys.setdefault(k, []).append((a, b))
-    V = torch.zeros(Wp.shape[0], dtype=torch.float64, device=Wp.device)
-    for pairs in keys.values():
-        ia, ib = torch.tensor(pairs).T
-        A, B = Wf[..., ia], Wf[..., ib]
-        H = torch.einsum('gmnp,gmlp->gnl', A, B) if small_in else torch.einsum('gmnp,glnp->gml', A, B)
-        V += torch.linalg.matrix_norm(H)
-    return float(V.amax())*(1 + 1e-10) + 1e-300
-
 def _half_grid(M:list) -> Tensor: # (P, d): the frequencies 2πj/M per dimension, last dimension j ≤ M/2 only (cached: do not modify)
     return _half_grid_of(tuple(int(m) for m in M))
 

@@ -359,7 +359,7 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
         raise ValueError(f'{type(module).__name__} has no parameter or buffer named {name!r}; '
                          f'its parameters are {[n for n, _ in module.named_parameters(recurse=False)]}.')
     label = f'{type(module).__name__}.{name}'
-    if isinstance(module, nn.modules.conv._ConvNd) and name == 'weight':  # the operator norm of the convolution, all input sizes
+    if isinstance(module, nn.modules.conv._ConvNd) and name == 'weight':  # the operator norm of the convolution, at the sizes in force
         geo = geometry_of(module)  # a clear error for transposed and 3-D convolutions
         p = _ConvContraction(W, geo, c, mode, 1e-3 if rtol is None else rtol, label, _conv_sizes(sizes, geo))
         parametrize.register_parametrization(module, name, p)

@@ -1,17 +1,14 @@
-import os, sys
-
-_status = []
-
-def pytest_sessionfinish(session, exitstatus):
-    _status.append(int(exitstatus))
+import gc, sys
 
 def pytest_unconfigure(config):
-    """End the process right after pytest's summary line.
+    """Drop torch.compile's caches before the interpreter tears down.
 
-    Notebooks that use `torch.compile` leave dynamo guards that point into the notebooks' namespaces; at interpreter
-    shutdown those are torn down in an order that makes torch print pages of harmless `KeyError: '__builtins_dict__…'`
-    tracebacks *after* the summary line. Exiting here (streams flushed, same exit status) keeps `N passed` the last line.
+    Notebooks that use `torch.compile` leave Dynamo guards whose weak-reference callbacks point into the notebooks'
+    namespaces; torn down at interpreter exit, after those namespaces, each prints `KeyError: '__builtins_dict__…'`
+    (pages of harmless tracebacks after pytest's summary). Resetting Dynamo while everything is alive removes them in
+    order, so pytest ends normally, with its own exit status and teardown.
     """
-    if 'torch._dynamo' in sys.modules and _status:
-        sys.stdout.flush(); sys.stderr.flush()
-        os._exit(_status[0])
+    if 'torch._dynamo' in sys.modules:
+        import torch._dynamo
+        torch._dynamo.reset()
+        gc.collect()

@@ -86,6 +86,20 @@ class PhantomGradient:
         return z
 
 # %% ../nbs/api/08_deq.ipynb #da8fd5c7
+class _Spaced:
+    "At most 2n + 1 of a stream of tensors, evenly spaced (the stride doubles when full), the first and the last always kept."
+    def __init__(self, n:int): self.n, self.items, self.stride, self.count, self.last = n, [], 1, 0, None
+    def add(self, z:Tensor) -> None:
+        if self.count % self.stride == 0:
+            self.items.append((self.count, z))
+            if len(self.items) > 2*self.n: self.items, self.stride = self.items[::2], 2*self.stride
+        self.last, self.count = (self.count, z), self.count + 1
+    def result(self) -> list: # n of them (fewer if fewer came), evenly spaced over what was kept, first and last included
+        if not self.items: return []
+        pool = self.items + ([self.last] if self.items[-1][0] != self.last[0] else [])
+        idx = torch.linspace(0, len(pool) - 1, min(self.n, len(pool))).round().long().unique().tolist()
+        return [pool[i][1] for i in idx]
+
 class DEQFixedPoint(nn.Module):
     "Deep equilibrium layer: z* = f(z*, x) by a solver, gradients by the implicit function theorem (or one step)."
     def __init__(self,
@@ -135,15 +149,13 @@ class DEQFixedPoint(nn.Module):
         check_floating(x, 'x')
         if x.ndim < 1: raise ValueError('Expected x with a leading batch dimension, shape (batch, ...), but got a 0-d tensor. Use x[None].')
         z0 = self._z0(x, z0)
-        seen = []  # the points at which the solver evaluated f: its iterates, whatever the solver
+        seen = _Spaced(self.keep_states)  # the points at which the solver evaluated f (its iterates, whatever the solver)
         def fx(z):
-            if self.keep_states: seen.append(z.detach())
+            if self.keep_states: seen.add(z.detach())
             return self.f(z, x)
         with torch.no_grad():
             res = _solve_quiet(self.solver, fx, z0, self.atol, self.rtol, self.maxiter, 'DEQFixedPoint forward', self.throw)
-        if self.keep_states:
-            idx = torch.linspace(0, len(seen) - 1, min(self.keep_states, len(seen))).round().long().unique().tolist()
-            self.states = [seen[i] for i in idx]
+        if self.keep_states: self.states = seen.result()
         stats = self.stats = DEQStats(res.n_steps, res.residual, res.converged)
         z_star = res.value.detach()
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.f.parameters()))

@@ -15,8 +15,8 @@ import torch.autograd.forward_ad as _fw_ad
 from torch.nn.utils import parametrize
 from .checks import check_finite, report_nonconvergence
 from .certify import certified_spectral_bound, shift_certificate, U64
-from .spectral import _block_top
-from .conv import ConvGeometry, geometry_of, all_sizes_certificate, size_certificate, sup_direction, _gain
+from .spectral import block_top
+from .conv import ConvGeometry, geometry_of, all_sizes_certificate, size_certificate, sup_direction, padding_gain
 
 # %% auto #0
 __all__ = ['MODES', 'SIZES', 'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions']
@@ -89,7 +89,7 @@ class _Certifier:
         V0 = self.V64 if self.V64 is not None and self.V64.shape[0] == A.shape[1] else self._start(As)
         # float64: vectors exact to ~1e-10 (the derivative is then exact); float32: σ̂ as accurate as the proof needs
         tol, tol_value = (1e-10, 0.0) if W.dtype == torch.float64 else (1e-6, self.rtol/8)
-        lam, v, self.V64, _ = _block_top(op, V0, tol, tol_value, restarts=8 if W.dtype == torch.float64 else 1)
+        lam, v, self.V64, _ = block_top(op, V0, tol, tol_value, restarts=8 if W.dtype == torch.float64 else 1)
         sigma = math.sqrt(lam)*2.0**e
         beta = sigma*(1 + self.rtol)  # the forward's map is W·c/β (normalise; clip when β > c): smooth in W
         if weyl <= beta: bound, route = weyl, 'weyl'
@@ -103,7 +103,7 @@ class _Certifier:
                 route = 'retry'
             if not ok:  # σ̂ too low (singular values crossed): iterate on, with a larger block
                 V0 = torch.cat([self.V64, self._start(As, 8)], 1)
-                lam, v, V, _ = _block_top(lambda X: G @ X, V0, tol, tol_value, restarts=40)
+                lam, v, V, _ = block_top(lambda X: G @ X, V0, tol, tol_value, restarts=40)
                 self.V64 = V[:, -8:]
                 sigma = math.sqrt(lam)*2.0**e
                 beta = sigma*(1 + self.rtol)
@@ -111,7 +111,7 @@ class _Certifier:
             bound = math.sqrt(b2)*2.0**e*(1 + 4*U64) if ok else math.inf
             if bound > beta:  # still not: the general certificate decides (never seen in the tests)
                 r = certified_spectral_bound(A, rtol=self.rtol/10)
-                lam, v, self.V64, _ = _block_top(lambda X: G @ X, torch.cat([r.v[:, None], self.V64[:, 1:]], 1), tol, tol_value)
+                lam, v, self.V64, _ = block_top(lambda X: G @ X, torch.cat([r.v[:, None], self.V64[:, 1:]], 1), tol, tol_value)
                 sigma = math.sqrt(lam)*2.0**e
                 bound, route = r.upper, 'fallback'
                 beta = max(sigma*(1 + self.rtol), bound)
@@ -233,7 +233,6 @@ class _Contraction(nn.Module):
         self.mode, self.rtol, self.name, self.clip = mode, float(rtol), name, mode == 'clip'
         self.c_beta = self.c/(1 + self.rtol)  # W_eff = W·c_beta/σ when active
         m, n = weight.shape
-        self.cert_shape = weight.shape
         kw = dict(dtype=weight.dtype, device=weight.device)
         self.register_buffer('_u', torch.zeros(m, **kw))  # the last eager certificate: left singular vector
         self.register_buffer('_v', torch.zeros(n, **kw))  # right singular vector
@@ -272,6 +271,8 @@ class _Contraction(nn.Module):
     def _certify(self, W:Tensor, check_data:bool, force:bool) -> tuple:
         return self.cert.refresh(W, check_data, force)
 
+    def _weight_shape(self) -> tuple: return (self._u.shape[0], self._v.shape[0])  # the singular vectors' lengths
+
     def _mirror(self, out:tuple) -> None:
         "Copy a new eager certificate into the buffers (they are saved with the state dict)."
         coef, u, v = out
@@ -295,8 +296,9 @@ class _Contraction(nn.Module):
     def right_inverse(self, value:Tensor, # the weight assigned: `module.weight = value`
                      ) -> Tensor: # the raw weight to store
         "Store an assigned weight as the raw weight: clip leaves a value proven inside the bound unchanged, normalize rescales it to c."
-        if value.shape != self.cert_shape:
-            raise ValueError(f'Expected a weight of shape {tuple(self.cert_shape)} for {self.name}, but got shape {tuple(value.shape)}.')
+        shape = self._weight_shape()
+        if value.shape != shape:
+            raise ValueError(f'Expected a weight of shape {tuple(shape)} for {self.name}, but got shape {tuple(value.shape)}.')
         return value
 
     @torch.jit.unused
@@ -416,7 +418,7 @@ class _ConvCertifier:
     "The eager state of a convolution's constraint: the last certified kernel (for Weyl's bound), warm starts, and how each refresh went."
     def __init__(self, c:float, clip:bool, rtol:float, geo:ConvGeometry, name:str='weight'):
         self.c, self.clip, self.rtol, self.geo, self.name = c, clip, rtol, geo, name
-        self.gain = _gain(geo, None)  # the padding's factor over all input sizes (≥ its factor at any one size)
+        self.gain = padding_gain(geo, None)  # the padding's factor over all input sizes (≥ its factor at any one size)
         self.key, self.seen, self.anchor, self.out, self.w_eff = None, None, None, None, None
         self.warm = {}  # input size -> the power vectors of its last grid certificate
         self.bound = 0.0  # the proven bound on the layer (the sizes in force) of the kernel last certified
@@ -534,7 +536,6 @@ class _ConvContraction(_Contraction):
         if not (1e-12 < rtol < 1e-1): raise ValueError(f'Expected 1e-12 < rtol < 1e-1, but got rtol={rtol!r}.')
         self.mode, self.rtol, self.name, self.clip, self.geo = mode, float(rtol), name, mode == 'clip', geo
         self.sizes = sizes
-        self.cert_shape = weight.shape
         self._geometry = repr(tuple(geo))  # plain literals: the operator's string argument
         kw = dict(dtype=weight.dtype, device=weight.device)
         self.register_buffer('_D', torch.zeros_like(weight))  # the last eager certificate: ∂σ̂/∂W
@@ -563,6 +564,8 @@ class _ConvContraction(_Contraction):
 
     def _certify(self, W:Tensor, check_data:bool, force:bool) -> tuple:
         return self.cert.refresh(W, check_data, force, self.sizes)
+
+    def _weight_shape(self) -> tuple: return tuple(self._D.shape)  # ∂σ̂/∂W is kernel-shaped
 
     def _mirror(self, out:tuple) -> None:
         coef, D = out

@@ -14,11 +14,11 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from .checks import check_finite
 from .certify import U64, U32, gamma, certified_spectral_bound
-from .spectral import _block_top
+from .spectral import block_top
 
 # %% auto #0
 __all__ = ['PADDING_MODES', 'MATRIX_MAX', 'ConvGeometry', 'conv_geometry', 'geometry_of', 'output_size', 'conv_apply',
-           'conv_matrix', 'ConvBound', 'certified_conv_bound', 'ConvNorm', 'conv_spectral_norm',
+           'conv_matrix', 'padding_gain', 'ConvBound', 'certified_conv_bound', 'ConvNorm', 'conv_spectral_norm',
            'all_sizes_certificate', 'sup_direction', 'size_certificate']
 
 # %% ../nbs/api/03a_conv.ipynb #726618c1
@@ -444,7 +444,7 @@ def _sizes(geo:ConvGeometry, dim:int) -> range:
     lo = max(1, dl*(k - 1) + 1 - a - b, max(a, b) + 1 if geo.padding_mode == 'reflect' else 1, max(a, b) if geo.padding_mode == 'circular' else 1)
     return range(lo, lo + 4*(a + b + dl*k + s) + 8)
 
-def _gain(geo:ConvGeometry, size:tuple|None) -> float:
+def padding_gain(geo:ConvGeometry, size:tuple|None) -> float:
     "‖padding or row selection‖₂ = √(max multiplicity) at `size`, or its maximum over all sizes (size None)."
     if geo.padding_mode == 'zeros': return 1.0
     if size is not None: return math.sqrt(math.prod(_index_counts(geo, size)))
@@ -487,9 +487,9 @@ def _size_grid(geo:ConvGeometry, size:tuple) -> tuple[ConvGeometry, tuple, float
     "The geometry, circular grid and padding factor of the circular operator that contains the layer at `size`."
     exact = _exact_grid(geo, size)
     if exact is not None: return geo, exact, 1.0
-    if geo.padding_mode == 'circular': return geo._replace(stride=(1,)*len(size)), size, _gain(geo, size)
+    if geo.padding_mode == 'circular': return geo._replace(stride=(1,)*len(size)), size, padding_gain(geo, size)
     # the valid convolution of the padded input, embedded in a circular one on a grid at least as long
-    return geo, tuple(-(-(n + a + b)//s) for n, (a, b), s in zip(size, geo.pads, geo.stride)), _gain(geo, size)
+    return geo, tuple(-(-(n + a + b)//s) for n, (a, b), s in zip(size, geo.pads, geo.stride)), padding_gain(geo, size)
 
 def certified_conv_bound(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d or Conv2d weight
                          *, stride=1, padding=0, dilation=1, groups:int=1, padding_mode:str='zeros',
@@ -505,7 +505,7 @@ def certified_conv_bound(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d
         g = geo if geo.padding_mode != 'circular' else geo._replace(stride=(1,)*len(geo.kernel))  # circular: rows of the stride-1 operator
         Wp, sc = _scaled_polyphase(weight, g)
         r = _torus_bound(Wp, rtol)
-        gain = _gain(geo, None)
+        gain = padding_gain(geo, None)
         return ConvBound(r.upper*sc*gain*(1 + 4*U64), r.estimate*sc, 'torus', gain, r.points, r.tight)
     size = _check_size(geo, input_size)
     n_in = geo.in_channels*math.prod(size)
@@ -570,7 +570,7 @@ def conv_spectral_norm(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d o
         return gx.reshape(X.shape[1], -1).mT
     gen = torch.Generator().manual_seed(0)
     V0 = torch.linalg.qr(torch.randn(n_in, min(8, n_in), generator=gen, dtype=torch.float64).to(wd.device))[0]
-    lam, v, _, res = _block_top(op, V0, rtol, restarts=maxiter, depth=4)
+    lam, v, _, res = block_top(op, V0, rtol, restarts=maxiter, depth=4)
     x = v.reshape(1, geo.in_channels, *size)
     with torch.no_grad(): y = conv_apply(x, wd, geo); u = y/torch.linalg.vector_norm(y).clamp_min(1e-300)
     sigma = (u*conv_apply(x, w64, geo)).sum()  # uᵀ A(w) v: value σ̂, gradient u vᵀ mapped to the kernel
@@ -585,7 +585,7 @@ def all_sizes_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any fl
     g = geo if geo.padding_mode != 'circular' else geo._replace(stride=(1,)*len(geo.kernel))
     Wp, sc = _scaled_polyphase(weight, g)
     r = _torus_bound(Wp, rtol)
-    gain = _gain(geo, None)
+    gain = padding_gain(geo, None)
     return r.upper*sc*gain*(1 + 4*U64), r._replace(upper=r.upper*sc, estimate=r.estimate*sc), g, gain
 
 def sup_direction(weight:Tensor, # (c_out, c_in/groups, *kernel)

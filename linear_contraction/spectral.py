@@ -14,7 +14,7 @@ from .checks import check_matrix, check_finite, report_nonconvergence
 
 # %% auto #0
 __all__ = ['METHODS', 'AUTO_SVD_MAX', 'KRYLOV_DIM', 'SingularTriplet', 'default_rtol', 'default_maxiter', 'singular_triplet',
-           'SpectralNorm', 'spectral_norm']
+           'SpectralNorm', 'spectral_norm', 'block_top']
 
 # %% ../nbs/api/02_spectral.ipynb #dfe07f5b
 class SingularTriplet(NamedTuple):
@@ -294,7 +294,7 @@ def spectral_norm(A:Tensor, # (..., m, n) real floating-point matrices
     return SpectralNorm.apply(A, t.sigma, t.u, t.v)
 
 # %% ../nbs/api/02_spectral.ipynb #bc824c96
-def _block_top(op, # X (n, k) -> G X: a symmetric positive semidefinite operator
+def block_top(op, # X (n, k) -> G X: a symmetric positive semidefinite operator
                V:Tensor, # (n, b) warm block: the previous step's top Ritz vectors
                tol:float, # stop when ‖G v − λ v‖ ≤ tol·λ for the top Ritz pair
                tol_value:float=0.0, # or when the top Ritz value is this accurate (relative; an estimate, see below)

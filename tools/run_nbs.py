@@ -56,15 +56,17 @@ def clean_stream(text: str) -> str:
     lines = (next((s for s in reversed(l.split('\r')) if s.strip()), '') for l in text.split('\n'))
     return '\n'.join(l for l in lines if not _BAR.search(l) and not _NATIVE.search(l))
 
+PNG_COLORS = 64  # plots have few colours: 64 keep lines, text and colour maps intact at a third less than 256
+
 def shrink_png(b64: str) -> str:
-    "A base64 PNG as an 8-bit palette PNG (kept as it was if that is not smaller)."
+    "A base64 PNG as a palette PNG of at most `PNG_COLORS` colours (kept as it was if that is not smaller)."
     import base64, io
     from PIL import Image
     raw = base64.b64decode(b64)
     img = Image.open(io.BytesIO(raw))
-    if img.mode == 'P': return b64
+    if img.mode == 'P' and len(img.getcolors(256) or range(257)) <= PNG_COLORS: return b64  # done before: never re-quantise
     buf = io.BytesIO()
-    img.convert('RGB').quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buf, 'PNG', optimize=True)
+    img.convert('RGB').quantize(colors=PNG_COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buf, 'PNG', optimize=True)
     return base64.b64encode(buf.getvalue()).decode() if buf.tell() < len(raw) else b64
 
 def tidy(nb) -> None:

@@ -442,9 +442,9 @@ class _ConvCertifier:
         F_ = float(tap_norms.sum())*(1 + 1e-12)
         weyl = math.inf
         a = self.anchor
-        if a is not None and a[0].shape == W64.shape and a[0].device == W64.device and a[2] == sizes:
+        if self.clip and a is not None and a[1] <= self.c and a[0].shape == W64.shape and a[0].device == W64.device and a[2] == sizes:
             d = float(torch.linalg.vector_norm(taps - a[0].flatten(2), dim=(0, 1)).sum())*(1 + 1e-12)
-            weyl = (a[1] + self.gain*d)*(1 + 4*U64)  # ‖A(W)‖ ≤ ‖A(W_a)‖ + ‖A(W − W_a)‖ ≤ β_a + gain·Σ_taps‖ΔW_tap‖_F
+            weyl = (a[1] + self.gain*d)*(1 + 4*U64)  # ‖A(W)‖ ≤ ‖A(W_a)‖ + ‖A(W − W_a)‖ ≤ β_a + gain·Σ_taps‖ΔW_tap‖_F (clip, inside c: may settle it)
         if F_ == 0.0 or (self.clip and weyl <= self.c):
             self._set(W, key, 1.0, 0.0, 0.0, None, 0.0 if F_ == 0.0 else weyl, 'weyl')
             return self.out

@@ -310,14 +310,19 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     g, P = N.shape[0], N.shape[1]
     N = N.flatten(0, 1)
     M, cdt = N, N.dtype
-    x = x0.to(cdt) if x0 is not None and x0.shape == (g*P, r) else torch.ones(g*P, r, dtype=cdt, device=M.device)
-    for _ in range(3 if x0 is None else 2):  # power steps on −M = H, all points at once (two when warm)
-        x = (M @ x[..., None])[..., 0]
-        x = x/torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-30)
-    lam = -torch.real((x.conj_physical()[..., None, :] @ M @ x[..., None])[..., 0, 0]).to(torch.float64)
-    top = torch.topk(lam, min(8, lam.numel())).indices
+    warm = x0 is not None and x0.shape == (g*P, r)
+    x = x0.to(cdt) if warm else torch.ones(g*P, r, dtype=cdt, device=M.device)
+    for k in range(1 if warm else 3):  # power steps on −M = H at all points at once: one from the last step's vectors
+        y = (M @ x[..., None])[..., 0]  # (a batched product reads every matrix once: as costly as a tenth of the factorisation)
+        if k == 0 or not warm: lam = (-torch.real((x.conj_physical()*y).sum(-1))/(1 if warm else torch.linalg.vector_norm(x, dim=-1).square())).double()  # Rayleigh
+        x = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-30)
+    def exact(i): # σ̂², singular vectors at flat index i, from the symbol in float64 (the estimate and the derivative's vectors)
+        gi, pi = divmod(i, P)
+        return _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))
+    best = int(lam.argmax())
+    top = exact(best)
     ev = torch.full_like(lam, -math.inf)
-    ev[top] = -torch.linalg.eigvalsh(N[top].to(torch.complex128))[..., 0]  # λ_max where the maximum most likely is
+    ev[best] = top[0][0]  # λ_max where the maximum most likely is: it sets the common shift
     def again(i): # the computed −H at flat indices i (group-major), afresh: M's diagonals are shifted in place
         return _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)]
     tau = rtol/4
@@ -330,8 +335,9 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
         bnd[bad] = _chol_bounds(Nb, ev[bad].clamp_min(0)*(1 + tau)**2 + 1e-300)
         tau *= 4
     up = math.sqrt(float(bnd.max()) + _gram_error(Wp, omega, C, S, u))*(1 + 4*U64)
-    gi, pi = divmod(int(ev.argmax()), P)
-    lt, u, v = _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))  # the maximiser in float64: σ̂ and the derivative's vectors
+    i = int(ev.argmax())
+    lt, u, v = top if i == best else exact(i)
+    gi, pi = divmod(i, P)
     est = math.sqrt(float(lt[0]))
     return _Sup(up, est, g*P, up <= est*(1 + rtol), omega[pi], gi, u[0], v[0], cropped=False), x
 
@@ -488,8 +494,14 @@ def _size_grid(geo:ConvGeometry, size:tuple) -> tuple[ConvGeometry, tuple, float
     exact = _exact_grid(geo, size)
     if exact is not None: return geo, exact, 1.0
     if geo.padding_mode == 'circular': return geo._replace(stride=(1,)*len(size)), size, padding_gain(geo, size)
-    # the valid convolution of the padded input, embedded in a circular one on a grid at least as long
-    return geo, tuple(-(-(n + a + b)//s) for n, (a, b), s in zip(size, geo.pads, geo.stride)), padding_gain(geo, size)
+    # the valid convolution of the padded input, embedded in a circular one: on zero padding, reads that wrap around must land
+    # on zeros before the input (frame ≥ reach − a + 1) and the input must fit (frame ≥ a + n); other paddings carry data
+    grid = []
+    for n, (a, b), s, k, d, o in zip(size, geo.pads, geo.stride, geo.kernel, geo.dilation, output_size(geo, size)):
+        reach = (o - 1)*s + (k - 1)*d  # the last position of the padded frame a valid output reads
+        frame = max(a + n, reach - a + 1) if geo.padding_mode == 'zeros' else n + a + b
+        grid.append(max(-(-frame//s), o))
+    return geo, tuple(grid), padding_gain(geo, size)
 
 def certified_conv_bound(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d or Conv2d weight
                          *, stride=1, padding=0, dilation=1, groups:int=1, padding_mode:str='zeros',

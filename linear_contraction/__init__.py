@@ -8,8 +8,8 @@ Modules:
 __version__ = "0.0.1"
 
 # The public API: what a user of the layers needs. Everything else is reachable by its module path
-# (`linear_contraction.spectral`, `.certify`, `.conv`, `.contraction`, `.solvers`, `.linsolve`, `.iresnet`, `.deq`, `.autograd`,
-# `.checks`) and documented there. Benchmarks live in `linear_contraction.bench`, which this package never imports.
+# (`linear_contraction.spectral`, `.certify`, `.conv`, `.constraint`, `.matrix_constraint`, `.conv_constraint`,
+# `.contraction`, `.solvers`, `.linsolve`, `.iresnet`, `.deq`, `.autograd`, `.checks`) and documented there. Benchmarks live in `linear_contraction.bench`, which this package never imports.
 from .checks import ConvergenceWarning, ConvergenceError
 from .spectral import spectral_norm, singular_triplet
 from .certify import certified_spectral_bound

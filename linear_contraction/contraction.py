@@ -1,4 +1,4 @@
-"""A linear layer whose bound ‖W_eff‖₂ ≤ c provably holds at every forward: a certified upper bound, not an estimate.
+"""The public constraints: a drop-in `nn.Linear` and `contraction(module)` for any 2-D weight or convolution, whose bound ‖W_eff‖₂ ≤ c provably holds at every forward — a certified upper bound, not an estimate.
 
 Docs: https://linear-contraction.github.io/linear_contraction/api/contraction.html.md"""
 
@@ -6,305 +6,18 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/contraction.ht
 
 # %% ../nbs/api/04_contraction.ipynb #cf0e988f
 from __future__ import annotations
-import ast, itertools, math, weakref
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn, Tensor
 import torch.nn.functional as F
 import torch.autograd.forward_ad as _fw_ad
 from torch.nn.utils import parametrize
-from .checks import check_finite, report_nonconvergence
-from .certify import certified_spectral_bound, shift_certificate, U64
-from .spectral import block_top
-from .conv import ConvGeometry, geometry_of, all_sizes_certificate, size_certificate, sup_direction, padding_gain
+from .conv import geometry_of
+from .constraint import Constraint, check_c
+from .matrix_constraint import MatrixConstraint
+from .conv_constraint import ConvConstraint, conv_sizes
 
 # %% auto #0
-__all__ = ['MODES', 'SIZES', 'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions']
-
-# %% ../nbs/api/04_contraction.ipynb #dae3e84f
-MODES = ('clip', 'normalize')  # torch's spelling; 'normalise' is accepted as the same mode
-
-def _check_mode(mode) -> str:
-    "Validate `mode`, 'normalise' read as 'normalize'."
-    mode = 'normalize' if mode == 'normalise' else mode
-    if mode not in MODES: raise ValueError(f"Expected mode to be one of {MODES}, but got mode={mode!r}.")
-    return mode
-
-def _check_c(c) -> float:
-    "Validate the Lipschitz bound `c`."
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
-        raise ValueError(f'Expected c to be a finite number > 0, but got c={c!r}. Use e.g. c=1.0 for a contraction.')
-    return float(c)
-
-# %% ../nbs/api/04_contraction.ipynb #e15194e0
-def _cache_hit(cert, W:Tensor, key:tuple, check_data:bool) -> bool:
-    "Whether `cert`'s last certificate is W's: the same tensor and version (values compared on request), or the same values."
-    if cert.key is None: return False
-    if (key == cert.key and not check_data) or (key[2:] == cert.key[2:] and torch.equal(W, cert.seen)):
-        cert.key = key  # possibly a new tensor with the certified values (compiled graphs pass copies): nothing to prove
-        cert.routes['cached'] += 1
-        return True
-    return False
-
-class _Certifier:
-    "The eager state of one constraint: warm singular vectors, the last certified weight, and how each refresh went."
-    def __init__(self, c:float, clip:bool, rtol:float, name:str='weight'):
-        self.c, self.clip, self.rtol, self.name = c, clip, rtol, name
-        self.key = None      # (storage pointer, version, dtype, device, shape) of the weight last certified
-        self.seen = None     # a copy of that weight: catches writes through `.data` in training forwards
-        self.anchor = None   # (W_a in float64, β_a): the last weight proven by a factorisation, and its proven bound
-        self.V64 = None      # warm start: the top Ritz vectors of the Gram matrix of W's smaller side, float64 (n, b)
-        self.out = None      # (coef, u, v) in the weight's dtype; coef = (scale, active, σ̂)
-        self.w_eff = None    # the effective weight of the last eval-style forward
-        self.sigma = 0.0     # σ̂ of the weight last certified
-        self.bound = 0.0     # a proven upper bound on σ_max of that weight
-        self.routes = dict(cached=0, weyl=0, cholesky=0, retry=0, fallback=0)
-
-    def refresh(self, W:Tensor, # (m, n) the weight (any floating dtype and device)
-                check_data:bool=False, # also compare the values with the last weight (writes through `.data`)
-                force:bool=False, # certify even if nothing changed
-               ) -> tuple[Tensor, Tensor, Tensor]: # coef (3,) = (scale, active, σ̂), u (m,), v (n,)
-        "Return the scale of `W` and the singular vectors of its gradient, certifying `W` afresh only if it changed."
-        key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
-        if not force and _cache_hit(self, W, key, check_data): return self.out
-        W = W.detach()
-        W64 = W.to(torch.float64, copy=True)
-        m, n = W64.shape
-        A = W64 if m >= n else W64.mT  # work with the Gram matrix of the smaller side
-        amax = float(A.abs().max()) if A.numel() else 0.0
-        if not math.isfinite(amax): check_finite(W, self.name)  # raises, naming the NaN/Inf entries
-        weyl = math.inf
-        a = self.anchor
-        if a is not None and a[0].shape == W64.shape and a[0].device == W64.device:
-            d = float(torch.linalg.vector_norm(W64 - a[0]))*(1 + (m*n + 4)*U64)  # ≥ ‖W − W_a‖_F ≥ ‖W − W_a‖₂
-            weyl = (a[1] + d)*(1 + 4*U64)  # Weyl: σ_max(W) ≤ σ_max(W_a) + ‖W − W_a‖₂ ≤ β_a + d
-        if amax == 0.0 or (self.clip and weyl <= self.c):  # zero, or well inside the ball: W_eff = W, no estimate needed
-            self._set(W, key, 1.0, 0.0, 0.0, None, None, 0.0 if amax == 0.0 else weyl, 'weyl')
-            return self.out
-        e = math.frexp(amax)[1]
-        As = A*2.0**-e  # exact scaling by a power of two: entries below 1, no overflow in AᵀA
-        near = weyl <= (1 + 1.5*self.rtol)*a[1] if a is not None else False  # Weyl may settle it: skip the Gram matrix
-        G = None if near else As.mT @ As
-        op = (lambda X: As.mT @ (As @ X)) if near else (lambda X: G @ X)
-        V0 = self.V64 if self.V64 is not None and self.V64.shape[0] == A.shape[1] else self._start(As)
-        # float64: vectors exact to ~1e-10 (the derivative is then exact); float32: σ̂ as accurate as the proof needs
-        tol, tol_value = (1e-10, 0.0) if W.dtype == torch.float64 else (1e-6, self.rtol/8)
-        lam, v, self.V64, _ = block_top(op, V0, tol, tol_value, restarts=8 if W.dtype == torch.float64 else 1)
-        sigma = math.sqrt(lam)*2.0**e
-        beta = sigma*(1 + self.rtol)  # the forward's map is W·c/β (normalise; clip when β > c): smooth in W
-        if weyl <= beta: bound, route = weyl, 'weyl'
-        else:
-            if G is None: G = As.mT @ As
-            ok, b2 = shift_certificate(As, G, lam*(1 + self.rtol/2)**2)  # prove σ_max ≤ σ̂(1 + rtol/2)(1 + O(n²u)) ≤ β
-            route = 'cholesky'
-            if not ok:  # σ̂ a little low (the top of a tight cluster not yet resolved): a wider shift, still tight
-                beta = sigma*(1 + 2*self.rtol)  # σ(W_eff) ≥ c/(1 + 2·rtol) ≥ (1 − 10⁻⁴)c for rtol ≤ 5·10⁻⁵
-                ok, b2 = shift_certificate(As, G, lam*(1 + 1.8*self.rtol)**2)
-                route = 'retry'
-            if not ok:  # σ̂ too low (singular values crossed): iterate on, with a larger block
-                V0 = torch.cat([self.V64, self._start(As, 8)], 1)
-                lam, v, V, _ = block_top(lambda X: G @ X, V0, tol, tol_value, restarts=40)
-                self.V64 = V[:, -8:]
-                sigma = math.sqrt(lam)*2.0**e
-                beta = sigma*(1 + self.rtol)
-                ok, b2 = shift_certificate(As, G, lam*(1 + self.rtol/2)**2)
-            bound = math.sqrt(b2)*2.0**e*(1 + 4*U64) if ok else math.inf
-            if bound > beta:  # still not: the general certificate decides (never seen in the tests)
-                r = certified_spectral_bound(A, rtol=self.rtol/10)
-                lam, v, self.V64, _ = block_top(lambda X: G @ X, torch.cat([r.v[:, None], self.V64[:, 1:]], 1), tol, tol_value)
-                sigma = math.sqrt(lam)*2.0**e
-                bound, route = r.upper, 'fallback'
-                beta = max(sigma*(1 + self.rtol), bound)
-            self.anchor = (W64, bound)
-        if self.clip: scale, active = (self.c/beta, 1.0) if beta > self.c else (1.0, 0.0)
-        else: scale, active = self.c/beta, 1.0
-        Av = A @ v
-        other = Av/torch.linalg.vector_norm(Av).clamp_min(1e-300)  # the singular vector of the other side
-        u64, v64 = (other, v) if m >= n else (v, other)
-        self._set(W, key, scale, active, sigma, u64, v64, bound, route)
-        return self.out
-
-    @staticmethod
-    def _start(As:Tensor, b:int=8) -> Tensor: # (n, b) a deterministic start block
-        "Column sums of |A| (a positive overlap with the top vector of a nonnegative-dominant Gram matrix) and fixed random vectors."
-        n = As.shape[1]
-        R = torch.randn(n, min(b, n) - 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(As.device)
-        return torch.linalg.qr(torch.cat([(As.abs().sum(0) + 1.0)[:, None], R], 1))[0]
-
-    def _set(self, W, key, scale, active, sigma, u64, v64, bound, route):
-        m, n = W.shape
-        kw = dict(dtype=W.dtype, device=W.device)
-        coef = torch.tensor([scale, active, sigma], **kw)
-        if u64 is None:  # the gradient term is inactive; keep the last vectors (or zeros)
-            o = self.out
-            u, v = (o[1], o[2]) if o is not None and o[1].shape == (m,) and o[1].dtype == W.dtype and o[1].device == W.device \
-                   else (torch.zeros(m, **kw), torch.zeros(n, **kw))
-        else: u, v = u64.to(**kw), v64.to(**kw)
-        self.out, self.key, self.seen, self.w_eff = (coef, u, v), key, W.clone(), None
-        self.bound = bound
-        if u64 is not None: self.sigma = sigma
-        self.routes[route] += 1
-
-# %% ../nbs/api/04_contraction.ipynb #a7bab710
-_BY_PARAM: dict[int, list] = {}  # id(parameter) -> weak references to the certifiers of the constraints on it
-
-def _forget(key:int, ref:weakref.ref) -> None:
-    "Drop a dead certifier's entry (a weakref callback), and the key when nothing is left."
-    refs = [r for r in _BY_PARAM.get(key, []) if r is not ref and r() is not None]
-    if refs: _BY_PARAM[key] = refs
-    else: _BY_PARAM.pop(key, None)
-
-def _track(cert:_Certifier, W:Tensor) -> None:
-    "Remember that `cert` constrains parameter `W`, for the optimizer hook (registered with the first constraint, not at import)."
-    global _STEP_HOOK
-    if _STEP_HOOK is None: _STEP_HOOK = register_optimizer_step_post_hook(_after_optimizer_step)
-    key = id(W)
-    refs = [r for r in _BY_PARAM.get(key, []) if r() is not None and r() is not cert]
-    _BY_PARAM[key] = refs + [weakref.ref(cert, lambda r, key=key: _forget(key, r))]
-
-def _after_optimizer_step(optimizer, args, kwargs) -> None:
-    "Global optimizer post-step hook: mark the constraints on the parameters it updated as stale."
-    for group in optimizer.param_groups:
-        for p in group['params']:
-            for r in _BY_PARAM.get(id(p), ()):
-                cert = r()
-                if cert is not None: cert.key = None
-
-_STEP_HOOK = None  # the handle of the global optimizer post-step hook, once a constraint exists
-
-# %% ../nbs/api/04_contraction.ipynb #59a38f3d
-_REGISTRY: dict[int, _Certifier] = {}  # token -> certifier: how a compiled or exported graph finds a layer's state
-_TOKENS = itertools.count(1)
-
-@torch.library.custom_op('linear_contraction::certify', mutates_args=())
-def _certify(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:bool) -> tuple[Tensor, Tensor, Tensor]:
-    "The refresh as an operator: opaque to Dynamo and export, it runs at every call of a compiled or exported forward."
-    cert = _REGISTRY.get(token)
-    if cert is None or (cert.c, cert.rtol, cert.clip) != (c, rtol, clip):  # e.g. an exported program in a new process
-        cert = _REGISTRY[token] = _Certifier(c, clip, rtol)
-    coef, u, v = cert.refresh(W, check_data)
-    return coef.clone(), u.clone(), v.clone()
-
-@_certify.register_fake
-def _(W, token, c, rtol, clip, check_data):
-    return W.new_empty(3), W.new_empty(W.shape[0]), W.new_empty(W.shape[1])
-
-# %% ../nbs/api/04_contraction.ipynb #e7a92d5f
-class _Scale(torch.autograd.Function):
-    "W ↦ W·scale whose derivative is that of W·c/((1 + rtol)σ(W)) where the scale is active: dσ = uᵀ dW v."
-    generate_vmap_rule = True  # torch.func transforms (jacrev, vmap) work through the layer
-    @staticmethod
-    def forward(W:Tensor, coef:Tensor, u:Tensor, v:Tensor) -> Tensor: return W*coef[0]
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
-        ctx.save_for_forward(*inputs)
-
-    @staticmethod
-    def backward(ctx, g):
-        W, coef, u, v = ctx.saved_tensors
-        scale, active, sigma = coef[0], coef[1], coef[2]
-        k = active*(g*W).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))   # ⟨G, W⟩/σ where active
-        return scale*(g - k*torch.outer(u, v)) if ctx.needs_input_grad[0] else None, None, None, None
-
-    @staticmethod
-    def jvp(ctx, dW, *_):
-        W, coef, u, v = ctx.saved_tensors
-        scale, active, sigma = coef[0], coef[1], coef[2]
-        ds = active*torch.dot(u, torch.mv(dW, v))/torch.where(active > 0, sigma, torch.ones_like(sigma))  # (uᵀ dW v)/σ
-        return scale*(dW - ds*W)
-
-# %% ../nbs/api/04_contraction.ipynb #cc83bb3a
-class _Contraction(nn.Module):
-    "W ↦ W·scale with σ_max(W·scale) ≤ c, certified whenever W changed, in eager, compiled and exported forwards."
-    def __init__(self,
-                 weight:Tensor, # (m, n) the weight to constrain: shapes, dtype and the first certificate
-                 c:float=1.0, # the bound on σ_max of the effective weight
-                 mode:str='clip', # 'clip': W·min(1, c/β); 'normalize': W·c/β, with β = σ̂·(1 + rtol)
-                 rtol:float=5e-5, # tightness: σ_max(W_eff) ≥ c/(1 + rtol) whenever the scale is active
-                 name:str='weight', # owner and parameter name for error messages
-                ):
-        super().__init__()
-        self.c = _check_c(c)
-        mode = _check_mode(mode)
-        if not (1e-12 < rtol < 1e-2): raise ValueError(f'Expected 1e-12 < rtol < 1e-2, but got rtol={rtol!r}.')
-        if weight.ndim != 2: raise ValueError(f'Expected {name} to be a matrix (2-D), but got shape {tuple(weight.shape)}.')
-        self.mode, self.rtol, self.name, self.clip = mode, float(rtol), name, mode == 'clip'
-        self.c_beta = self.c/(1 + self.rtol)  # W_eff = W·c_beta/σ when active
-        m, n = weight.shape
-        kw = dict(dtype=weight.dtype, device=weight.device)
-        self.register_buffer('_u', torch.zeros(m, **kw))  # the last eager certificate: left singular vector
-        self.register_buffer('_v', torch.zeros(n, **kw))  # right singular vector
-        self.register_buffer('_scale', torch.ones((), **kw))  # min(1, c/β) or c/β
-        self.register_buffer('_active', torch.zeros((), **kw))  # 1 where the scale depends on W
-        self.register_buffer('_beta', torch.zeros((), dtype=torch.float64, device=weight.device))  # proven bound on σ_max(W)
-        self._register()
-        self._pid = None  # id of the parameter last refreshed (tracked for the optimizer hook)
-        with torch.no_grad(): self.refresh(weight)
-
-    def _register(self):
-        "A fresh token and certifier (at construction, and for copies: deepcopy and pickle go through __setstate__)."
-        self._token = next(_TOKENS)
-        self.cert = _REGISTRY[self._token] = _Certifier(self.c, self.clip, self.rtol, self.name)
-        weakref.finalize(self, _REGISTRY.pop, self._token, None)
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        old = self.cert
-        self._register()
-        self.cert.V64, self._pid = old.V64, None
-
-    @torch.jit.unused
-    def refresh(self, W:Tensor, # (m, n) the current weight
-                force:bool=False, # certify afresh even if the weight did not change
-                check_data:bool=False, # compare values too (catches writes through `.data`)
-               ) -> tuple[Tensor, Tensor, Tensor]:
-        "Certify `W` if it changed (eagerly) and mirror the result in the buffers; returns the certifier's (coef, u, v) (convolutions: (coef, D))."
-        if id(W) != self._pid: _track(self.cert, W); self._pid = id(W)
-        n_before = sum(self.cert.routes.values()) - self.cert.routes['cached']
-        out = self._certify(W, check_data, force)
-        if sum(self.cert.routes.values()) - self.cert.routes['cached'] != n_before:
-            with torch.no_grad(): self._mirror(out)
-        return out
-
-    def _certify(self, W:Tensor, check_data:bool, force:bool) -> tuple:
-        return self.cert.refresh(W, check_data, force)
-
-    def _weight_shape(self) -> tuple: return (self._u.shape[0], self._v.shape[0])  # the singular vectors' lengths
-
-    def _mirror(self, out:tuple) -> None:
-        "Copy a new eager certificate into the buffers (they are saved with the state dict)."
-        coef, u, v = out
-        self._u.copy_(u); self._v.copy_(v); self._scale.copy_(coef[0]); self._active.copy_(coef[1]); self._beta.fill_(self.cert.bound)
-
-    def forward(self, W:Tensor, # (m, n) the weight
-               ) -> Tensor: # (m, n) the effective weight W·scale
-        train = torch.is_grad_enabled() and W.requires_grad
-        if torch.compiler.is_compiling() or torch.jit.is_scripting():
-            coef, u, v = torch.ops.linear_contraction.certify(W.detach(), self._token, self.c, self.rtol, self.clip, train)
-            # Dynamo cannot trace an autograd.Function with a custom jvp: the same derivative by a detach trick
-            scale, active = coef[0], coef[1]
-            g = self.c_beta/torch.where(active > 0, torch.dot(u, torch.mv(W, v)), torch.ones_like(scale))
-            return W*(scale + active*(g - g.detach()))  # value: W·scale exactly; derivative: that of W·c/((1 + rtol)σ(W))
-        coef, u, v = self.refresh(W, check_data=train)
-        if not train and _fw_ad._current_level < 0:  # eval-style forward (no forward-mode AD): reuse W_eff
-            if self.cert.w_eff is None: self.cert.w_eff = W*coef[0]
-            return self.cert.w_eff
-        return self._scaled(W, coef, u, v)
-
-    def right_inverse(self, value:Tensor, # the weight assigned: `module.weight = value`
-                     ) -> Tensor: # the raw weight to store
-        "Store an assigned weight as the raw weight: clip leaves a value proven inside the bound unchanged, normalize rescales it to c."
-        shape = self._weight_shape()
-        if value.shape != shape:
-            raise ValueError(f'Expected a weight of shape {tuple(shape)} for {self.name}, but got shape {tuple(value.shape)}.')
-        return value
-
-    @torch.jit.unused
-    def _scaled(self, W:Tensor, coef:Tensor, u:Tensor, v:Tensor) -> Tensor: return _Scale.apply(W, coef, u, v)
-
-    def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, rtol={self.rtol:g}'
+__all__ = ['LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions']
 
 # %% ../nbs/api/04_contraction.ipynb #e9e34c55
 class LinearContraction(nn.Module):
@@ -317,12 +30,12 @@ class LinearContraction(nn.Module):
                  rtol:float=5e-5, # tightness of the certified bound used for the scale
                  device=None, dtype=None):
         super().__init__()
-        c = _check_c(c)
+        c = check_c(c)
         lin = nn.Linear(in_features, out_features, bias, device=device, dtype=dtype)  # the same init as nn.Linear
         self.in_features, self.out_features, self.c = in_features, out_features, c
         self.weight = lin.weight
         self.bias = lin.bias
-        self.constraint = _Contraction(self.weight, c, mode, rtol, f'{type(self).__name__}.weight')
+        self.constraint = MatrixConstraint(self.weight, c, mode, rtol, f'{type(self).__name__}.weight')
 
     def effective_weight(self) -> Tensor: # (out_features, in_features)
         "The weight the forward uses, W·scale."
@@ -354,7 +67,7 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
                 sizes='seen', # convolutions: 'seen' (the input sizes it is called with, each proven before use), 'all', or sizes to start with
                ) -> nn.Module:
     "Constrain `module.<name>` so that the map it defines has ℓ² operator norm ≤ `c` (a parametrization); returns `module`."
-    c = _check_c(c)
+    c = check_c(c)
     if not isinstance(module, nn.Module): raise TypeError(f'Expected an nn.Module, but got {type(module).__name__}.')
     W = getattr(module, name, None)
     if not isinstance(W, Tensor):
@@ -363,7 +76,7 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
     label = f'{type(module).__name__}.{name}'
     if isinstance(module, nn.modules.conv._ConvNd) and name == 'weight':  # the operator norm of the convolution, at the sizes in force
         geo = geometry_of(module)  # a clear error for transposed and 3-D convolutions
-        p = _ConvContraction(W, geo, c, mode, 1e-3 if rtol is None else rtol, label, _conv_sizes(sizes, geo))
+        p = ConvConstraint(W, geo, c, mode, 1e-3 if rtol is None else rtol, label, conv_sizes(sizes, geo))
         parametrize.register_parametrization(module, name, p)
         p._hook = module.register_forward_pre_hook(p._see)
         return module
@@ -373,19 +86,8 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
         raise ValueError(f'contraction() supports 2-D weights (linear maps) and the kernels of nn.Conv1d/nn.Conv2d, but {label} has '
                          f'shape {tuple(W.shape)}. A kernel inside another module needs the operator norm of its convolution, not '
                          'of the kernel: use an nn.Conv1d/nn.Conv2d, or reshape explicitly if you mean the flattened kernel.')
-    parametrize.register_parametrization(module, name, _Contraction(W, c, mode, 5e-5 if rtol is None else rtol, label))
+    parametrize.register_parametrization(module, name, MatrixConstraint(W, c, mode, 5e-5 if rtol is None else rtol, label))
     return module
-
-def _conv_sizes(sizes, geo:ConvGeometry) -> tuple|None:
-    "The `sizes` argument of `contraction` as the constraint holds it: None (every size) or a tuple of size tuples."
-    if isinstance(sizes, str):
-        if sizes not in SIZES: raise ValueError(f"Expected sizes to be one of {SIZES} or a list of input sizes, but got {sizes!r}.")
-        return None if sizes == 'all' else ()
-    d = len(geo.kernel)
-    out = tuple((s,)*d if isinstance(s, int) else tuple(s) for s in sizes)
-    if not all(len(s) == d and all(isinstance(n, int) and n > 0 for n in s) for s in out):
-        raise ValueError(f'Expected sizes to be {d}-tuples of positive ints (spatial input sizes), but got {sizes!r}.')
-    return tuple(dict.fromkeys(out))
 
 def remove_contraction(module:nn.Module, # a module constrained by `contraction`
                        name:str='weight', # the constrained parameter
@@ -393,7 +95,7 @@ def remove_contraction(module:nn.Module, # a module constrained by `contraction`
                       ) -> nn.Module:
     "Remove the constraint added by `contraction` (its parametrization and, for a convolution, its size hook); returns `module`."
     plist = getattr(getattr(module, 'parametrizations', {}), name, None) if parametrize.is_parametrized(module, name) else None
-    if plist is None or not any(isinstance(p, _Contraction) for p in plist):
+    if plist is None or not any(isinstance(p, Constraint) for p in plist):
         raise ValueError(f'{type(module).__name__}.{name} is not constrained by contraction().')
     for p in plist:
         if getattr(p, '_hook', None) is not None: p._hook.remove()
@@ -408,188 +110,5 @@ def refresh_contractions(model:nn.Module, # a model holding `LinearContraction` 
         elif parametrize.is_parametrized(mod):
             for pname, plist in mod.parametrizations.items():
                 for p in plist:
-                    if isinstance(p, _Contraction): p.refresh(plist.original, check_data=True); k += 1
+                    if isinstance(p, Constraint): p.refresh(plist.original, check_data=True); k += 1
     return k
-
-# %% ../nbs/api/04_contraction.ipynb #f3cbad4b
-SIZES = ('seen', 'all')  # the guarantees of a convolution's constraint: the input sizes it has been called with, or every size
-
-class _ConvCertifier:
-    "The eager state of a convolution's constraint: the last certified kernel (for Weyl's bound), warm starts, and how each refresh went."
-    def __init__(self, c:float, clip:bool, rtol:float, geo:ConvGeometry, name:str='weight'):
-        self.c, self.clip, self.rtol, self.geo, self.name = c, clip, rtol, geo, name
-        self.gain = padding_gain(geo, None)  # the padding's factor over all input sizes (≥ its factor at any one size)
-        self.key, self.seen, self.anchor, self.out, self.w_eff = None, None, None, None, None
-        self.warm = {}  # input size -> the power vectors of its last grid certificate
-        self.bound = 0.0  # the proven bound on the layer (the sizes in force) of the kernel last certified
-        self.routes = dict(cached=0, weyl=0, torus=0, sizes=0, fallback=0)
-
-    def refresh(self, W:Tensor, # (c_out, c_in/groups, *kernel) the kernel
-                check_data:bool=False, force:bool=False,
-                sizes:tuple|None=None, # the input sizes to prove the bound for; None or (): every input size
-               ) -> tuple[Tensor, Tensor]: # coef (3,) = (scale, active, σ̂), D: ∂σ̂/∂W (kernel-shaped)
-        "Return the scale of `W` and the derivative of the bound's σ̂, certifying `W` afresh only if it (or the sizes) changed."
-        sizes = tuple(sizes) if sizes else None
-        key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape, sizes)
-        if not force and _cache_hit(self, W, key, check_data): return self.out
-        W = W.detach()
-        W64 = W.to(torch.float64, copy=True)
-        if not bool(torch.isfinite(W64).all()): check_finite(W, self.name)
-        taps = W64.flatten(2)
-        u_dt = torch.finfo(W.dtype).eps/2
-        # fl(W·scale) = W·scale + E, |E| ≤ u·|W·scale|: ‖conv(E)‖ ≤ gain·Σ_taps ‖E_tap‖_F ≤ gain·u·scale·F
-        tap_norms = torch.linalg.vector_norm(taps, dim=(0, 1))
-        F_ = float(tap_norms.sum())*(1 + 1e-12)
-        weyl = math.inf
-        a = self.anchor
-        if self.clip and a is not None and a[1] <= self.c and a[0].shape == W64.shape and a[0].device == W64.device and a[2] == sizes:
-            d = float(torch.linalg.vector_norm(taps - a[0].flatten(2), dim=(0, 1)).sum())*(1 + 1e-12)
-            weyl = (a[1] + self.gain*d)*(1 + 4*U64)  # ‖A(W)‖ ≤ ‖A(W_a)‖ + ‖A(W − W_a)‖ ≤ β_a + gain·Σ_taps‖ΔW_tap‖_F (clip, inside c: may settle it)
-        if F_ == 0.0 or (self.clip and weyl <= self.c):
-            self._set(W, key, 1.0, 0.0, 0.0, None, 0.0 if F_ == 0.0 else weyl, 'weyl')
-            return self.out
-        if sizes is None: (up, r, g, _), route = all_sizes_certificate(W64, self.geo, self.rtol), 'torus'
-        else:
-            up, r, g, route = -math.inf, None, None, 'sizes'
-            for size in sizes:  # the bound for the sizes in force is the largest of theirs
-                b, rs, gs, _, self.warm[size] = size_certificate(W64, self.geo, size, self.rtol, self.warm.get(size))
-                if r is None or not b <= up: up, r, g = b, rs, gs
-        sigma = r.estimate
-        if not math.isfinite(up):  # no certificate could be made: a weaker bound that is still proven, never an unproven one
-            up, sigma, route = self.gain*F_*(1 + 4*U64), F_, 'fallback'
-            report_nonconvergence(f'contraction({self.name})', 'no certificate of the layer\'s operator norm could be made '
-                                  '(every factorisation failed)', f'The kernel is scaled by the weaker proven bound '
-                                  f'gain·Σ_t‖W_t‖_F = {up:.6g} instead. Check the kernel for extreme values; '
-                                  'to raise instead, filter ConvergenceWarning as an error.', stacklevel=6)
-        self.anchor = (W64, up, sizes)
-        beta = up + self.gain*u_dt*F_  # a proven bound for the rounded effective weight's layer, per unit of scale
-        if self.clip and up <= self.c: scale, active = 1.0, 0.0
-        else: scale, active = self.c/beta*(1 - 2*u_dt), 1.0
-        if not active: D64 = None
-        elif route == 'fallback': D64 = W64/torch.where(tap_norms > 0, tap_norms, 1.0).reshape(W64.shape[2:])  # ∂(Σ_t‖W_t‖_F)/∂W
-        else: D64 = sup_direction(W64, g, r)
-        self._set(W, key, scale, active, sigma, D64, up, route)
-        return self.out
-
-    def _set(self, W, key, scale, active, sigma, D64, bound, route):
-        kw = dict(dtype=W.dtype, device=W.device)
-        o = self.out
-        if D64 is not None: D = D64.to(**kw)
-        else: D = o[1] if o is not None and o[1].shape == W.shape and o[1].dtype == W.dtype and o[1].device == W.device else torch.zeros_like(W)
-        self.out, self.key, self.seen, self.w_eff = (torch.tensor([scale, active, sigma], **kw), D), key, W.clone(), None
-        self.bound = bound
-        self.routes[route] += 1
-
-_CONV_REGISTRY: dict[int, _ConvCertifier] = {}
-
-@torch.library.custom_op('linear_contraction::certify_conv', mutates_args=())
-def _certify_conv(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:bool, geometry:str, sizes:list[int]) -> tuple[Tensor, Tensor]:
-    "The convolution's refresh as an operator (compiled and exported graphs call it at every forward); `sizes` flattened, [-1]: all."
-    cert = _CONV_REGISTRY.get(token)
-    if cert is None or (cert.c, cert.rtol, cert.clip) != (c, rtol, clip):
-        geo = ConvGeometry(*ast.literal_eval(geometry))  # e.g. an exported program run in a new process
-        cert = _CONV_REGISTRY[token] = _ConvCertifier(c, clip, rtol, geo)
-    d = W.ndim - 2
-    coef, D = cert.refresh(W, check_data, sizes=None if sizes[:1] == [-1] else tuple(tuple(sizes[i:i + d]) for i in range(0, len(sizes), d)))
-    return coef.clone(), D.contiguous().clone()  # contiguous whatever the layout of W (inductor may pass channels-last kernels)
-
-@_certify_conv.register_fake
-def _(W, token, c, rtol, clip, check_data, geometry, sizes): return W.new_empty(3), W.new_empty(W.shape)  # contiguous, as the real one
-
-class _ScaleD(torch.autograd.Function):
-    "W ↦ W·scale whose derivative is that of W·c/β(W) with β ∝ σ(W) where active; D = ∂σ/∂W, ⟨D, W⟩ = σ."
-    generate_vmap_rule = True
-    @staticmethod
-    def forward(W:Tensor, coef:Tensor, D:Tensor) -> Tensor: return W*coef[0]
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
-        ctx.save_for_forward(*inputs)
-
-    @staticmethod
-    def backward(ctx, g):
-        W, coef, D = ctx.saved_tensors
-        scale, active, sigma = coef[0], coef[1], coef[2]
-        k = active*(g*W).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))
-        return scale*(g - k*D) if ctx.needs_input_grad[0] else None, None, None
-
-    @staticmethod
-    def jvp(ctx, dW, *_):
-        W, coef, D = ctx.saved_tensors
-        scale, active, sigma = coef[0], coef[1], coef[2]
-        ds = active*(D*dW).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))
-        return scale*(dW - ds*W)
-
-class _ConvContraction(_Contraction):
-    "A convolution kernel W ↦ W·scale whose layer has ℓ² operator norm ≤ c on the input sizes in force (certified)."
-    def __init__(self, weight:Tensor, # (c_out, c_in/groups, *kernel)
-                 geo:ConvGeometry, # the layer's geometry
-                 c:float=1.0, mode:str='clip',
-                 rtol:float=1e-3, # tightness of the certificates
-                 name:str='weight',
-                 sizes:tuple|None=(), # the input sizes proven so far (more are added as they are seen); None: every input size
-                ):
-        nn.Module.__init__(self)
-        self.c = _check_c(c)
-        mode = _check_mode(mode)
-        if not (1e-12 < rtol < 1e-1): raise ValueError(f'Expected 1e-12 < rtol < 1e-1, but got rtol={rtol!r}.')
-        self.mode, self.rtol, self.name, self.clip, self.geo = mode, float(rtol), name, mode == 'clip', geo
-        self.sizes = sizes
-        self._geometry = repr(tuple(geo))  # plain literals: the operator's string argument
-        kw = dict(dtype=weight.dtype, device=weight.device)
-        self.register_buffer('_D', torch.zeros_like(weight))  # the last eager certificate: ∂σ̂/∂W
-        self.register_buffer('_scale', torch.ones((), **kw))
-        self.register_buffer('_active', torch.zeros((), **kw))
-        self.register_buffer('_beta', torch.zeros((), dtype=torch.float64, device=weight.device))  # proven bound, sizes in force
-        self._register()
-        self._pid = None
-        with torch.no_grad(): self.refresh(weight)
-
-    def _register(self):
-        self._token = next(_TOKENS)
-        self.cert = _CONV_REGISTRY[self._token] = _ConvCertifier(self.c, self.clip, self.rtol, self.geo, self.name)
-        weakref.finalize(self, _CONV_REGISTRY.pop, self._token, None)
-
-    def __setstate__(self, state):
-        nn.Module.__setstate__(self, state)
-        self._register()
-        self._pid = None
-
-    def _see(self, module:nn.Module, args:tuple) -> None:
-        "Forward pre-hook of the layer: an input size not seen before joins the sizes in force, so it is proven before it is used."
-        if self.sizes is None or not args or not isinstance(args[0], Tensor): return
-        size = tuple(int(n) for n in args[0].shape[-len(self.geo.kernel):])  # int(): one proof per static shape under compile
-        if size not in self.sizes: self.sizes = self.sizes + (size,)
-
-    def _certify(self, W:Tensor, check_data:bool, force:bool) -> tuple:
-        return self.cert.refresh(W, check_data, force, self.sizes)
-
-    def _weight_shape(self) -> tuple: return tuple(self._D.shape)  # ∂σ̂/∂W is kernel-shaped
-
-    def _mirror(self, out:tuple) -> None:
-        coef, D = out
-        self._D.copy_(D); self._scale.copy_(coef[0]); self._active.copy_(coef[1]); self._beta.fill_(self.cert.bound)
-
-    def forward(self, W:Tensor) -> Tensor:
-        train = torch.is_grad_enabled() and W.requires_grad
-        if torch.compiler.is_compiling():
-            coef, D = torch.ops.linear_contraction.certify_conv(W.detach(), self._token, self.c, self.rtol, self.clip, train,
-                                                                self._geometry, [-1] if self.sizes is None else [n for s in self.sizes for n in s])
-            scale, active, sigma = coef[0], coef[1], coef[2]
-            g = scale*sigma/torch.where(active > 0, (D*W).sum(), torch.ones_like(scale))  # (D·W) = σ̂ in value
-            return W*(scale + active*(g - g.detach()))
-        coef, D = self.refresh(W, check_data=train)
-        if not train and _fw_ad._current_level < 0:
-            if self.cert.w_eff is None: self.cert.w_eff = W*coef[0]
-            return self.cert.w_eff
-        return _ScaleD.apply(W, coef, D)
-
-    def guarantee(self) -> str:
-        "The guarantee in force, in words."
-        if not self.sizes: return 'every input size' + (' (until the first call)' if self.sizes is not None else '')
-        return 'the input sizes ' + ', '.join('×'.join(map(str, s)) for s in self.sizes)
-
-    def extra_repr(self) -> str:
-        return (f'c={self.c}, mode={self.mode!r}, rtol={self.rtol:g}, padding_mode={self.geo.padding_mode!r}, '
-                f'bound on: {self.guarantee()}')

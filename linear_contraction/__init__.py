@@ -2,18 +2,17 @@
 
 Modules:
 
-- `linear_contraction.bench.conv`: The operator norm of a convolution, computed and certified: speed against materialising the operator, tightness of the bounds across input sizes, and `contraction(nn.Conv2d)` against torch's `spectral_norm`, deel-torchlip's `SpectralConv2d` and orthogonium's orthogonal convolution: the σ each layer really uses, and what a training step costs under each guarantee.
-- `linear_contraction.conv`: The exact operator norm of a convolution on a given input size, and a proven upper bound on it, for one input size or for every input size at once: the numbers a Lipschitz constraint on a convolutional layer needs."""
+- `linear_contraction.bench.conv`: The operator norm of a convolution, computed and certified: speed against materialising the operator, tightness of the bounds across input sizes, and `contraction(nn.Conv2d)` against torch's `spectral_norm`, deel-torchlip's `SpectralConv2d` and orthogonium's orthogonal convolution: the σ each layer really uses, and what a training step costs under each guarantee."""
 
 __version__ = "0.0.1"
 
 # The public API: what a user of the layers needs. Everything else is reachable by its module path
-# (`linear_contraction.spectral`, `.certify`, `.conv`, `.constraint`, `.matrix_constraint`, `.conv_constraint`,
+# (`linear_contraction.spectral`, `.certify`, `.conv`, `.conv_norm`, `.constraint`, `.matrix_constraint`, `.conv_constraint`,
 # `.contraction`, `.solvers`, `.linsolve`, `.iresnet`, `.deq`, `.autograd`, `.checks`) and documented there. Benchmarks live in `linear_contraction.bench`, which this package never imports.
 from .checks import ConvergenceWarning, ConvergenceError
 from .spectral import spectral_norm, singular_triplet
 from .certify import certified_spectral_bound
-from .conv import conv_spectral_norm, certified_conv_bound
+from .conv_norm import conv_spectral_norm, certified_conv_bound
 from .contraction import LinearContraction, contraction, remove_contraction, refresh_contractions
 from .activations import MaxMin
 from .solvers import SolverResult, fixed_point, anderson, broyden

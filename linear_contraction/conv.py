@@ -1,5 +1,4 @@
-"""The exact operator norm of a convolution on a given input size, and a proven upper bound on it, for one input size or
-for every input size at once: the numbers a Lipschitz constraint on a convolutional layer needs.
+"""What a convolutional layer is as a linear map: its geometry (stride, padding, dilation, groups, the padding mode), the operator exactly as the layer computes it, its explicit matrix (the truth every norm here is checked against), and the factor a padding mode adds to the norm.
 
 Docs: https://linear-contraction.github.io/linear_contraction/api/conv.html.md"""
 
@@ -7,19 +6,15 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/conv.html.md""
 
 # %% ../nbs/api/03a_conv.ipynb #4e656e4c
 from __future__ import annotations
-import functools, itertools, math
+import math
 from typing import NamedTuple
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from .checks import check_finite
-from .certify import U64, U32, gamma, certified_spectral_bound
-from .spectral import block_top
 
 # %% auto #0
-__all__ = ['PADDING_MODES', 'MATRIX_MAX', 'ConvGeometry', 'conv_geometry', 'geometry_of', 'output_size', 'conv_apply',
-           'conv_matrix', 'padding_gain', 'ConvBound', 'certified_conv_bound', 'ConvNorm', 'conv_spectral_norm',
-           'all_sizes_certificate', 'sup_direction', 'size_certificate']
+__all__ = ['PADDING_MODES', 'ConvGeometry', 'conv_geometry', 'geometry_of', 'output_size', 'check_size', 'conv_apply',
+           'conv_matrix', 'index_counts', 'padding_gain']
 
 # %% ../nbs/api/03a_conv.ipynb #726618c1
 PADDING_MODES = ('zeros', 'circular', 'reflect', 'replicate')
@@ -90,7 +85,7 @@ def output_size(geo:ConvGeometry, input_size:tuple) -> tuple:
                 for n, (a, b), dl, k, s in zip(input_size, geo.pads, geo.dilation, geo.kernel, geo.stride))
     return out
 
-def _check_size(geo:ConvGeometry, input_size) -> tuple:
+def check_size(geo:ConvGeometry, input_size) -> tuple:
     d = len(geo.kernel)
     size = _ints(input_size, d, 'input_size', 1)
     if any(o < 1 for o in output_size(geo, size)):
@@ -119,320 +114,15 @@ def conv_matrix(weight:Tensor, # (c_out, c_in/groups, *kernel)
                 input_size:tuple, # spatial input size
                ) -> Tensor: # (c_out·∏output_size, c_in·∏input_size) float64
     "The convolution's explicit operator matrix on inputs of `input_size` (float64), built by applying it to a basis."
-    size = _check_size(geo, input_size)
+    size = check_size(geo, input_size)
     n = geo.in_channels*math.prod(size)
     w = weight.detach().to(torch.float64)
     cols = [conv_apply(torch.eye(n, dtype=torch.float64, device=w.device)[i:i + 512].reshape(-1, geo.in_channels, *size), w, geo)
             .flatten(1) for i in range(0, n, 512)]
     return torch.cat(cols).mT
 
-# %% ../nbs/api/03a_conv.ipynb #b4bbfc60
-def _taps(geo:ConvGeometry): # yields (tap index, phase index, offset index), one entry per spatial dimension each
-    "Where each kernel tap goes in the polyphase kernel: phase (t·d) mod s and offset ⌊t·d/s⌋ per dimension."
-    for taps in itertools.product(*(range(k) for k in geo.kernel)):
-        pos = [t*dl for t, dl in zip(taps, geo.dilation)]
-        yield taps, tuple(p % s for p, s in zip(pos, geo.stride)), tuple(p//s for p, s in zip(pos, geo.stride))
-
-def _crop(Wp:Tensor) -> tuple[Tensor, list]:
-    "Drop all-zero leading and trailing taps of a polyphase kernel (g, m, n, *Q); also return the leading offsets dropped."
-    offs = []
-    for i in range(Wp.ndim - 3):
-        nz = Wp.abs().flatten(0, 2).movedim(1 + i, 0).flatten(1).amax(1).nonzero().flatten()
-        a, b = (int(nz[0]), int(nz[-1])) if len(nz) else (0, 0)
-        Wp = Wp.narrow(3 + i, a, b - a + 1); offs.append(a)
-    return Wp, offs
-
-def _plain(geo:ConvGeometry) -> bool: return all(s == 1 for s in geo.stride) and all(dl == 1 for dl in geo.dilation)
-
-def _polyphase(w:Tensor, # (c_out, c_in/g, *kernel) float64
-               geo:ConvGeometry,
-               crop:bool=True, # drop all-zero leading/trailing taps (the norm does not change: a shift is unitary)
-              ) -> Tensor: # (g, c_out/g, (c_in/g)·∏stride, *Q)
-    "The polyphase kernel: a stride-s convolution on the s-phase components of the input as a stride-1 convolution."
-    g = geo.groups
-    W = w.reshape(g, w.shape[0]//g, *w.shape[1:])
-    if _plain(geo): return _crop(W)[0] if crop else W  # the kernel itself
-    Q = [(dl*(k - 1))//s + 1 for k, dl, s in zip(geo.kernel, geo.dilation, geo.stride)]
-    out = W.new_zeros(*W.shape[:3], *geo.stride, *Q)
-    for taps, r, q in _taps(geo): out[(slice(None),)*3 + r + q] = W[(slice(None),)*3 + taps]
-    out = out.reshape(*W.shape[:2], W.shape[2]*math.prod(geo.stride), *Q)
-    return _crop(out)[0] if crop else out
-
-def _qgrid(Q) -> Tensor: # (∏Q, d) the tap offsets of a polyphase kernel (cached: do not modify)
-    return _qgrid_of(tuple(int(n) for n in Q))
-
-@functools.lru_cache(maxsize=64)
-def _qgrid_of(Q:tuple) -> Tensor:
-    return torch.cartesian_prod(*[torch.arange(n, dtype=torch.float64) for n in Q]).reshape(-1, len(Q))
-
-def _symbol(Wp:Tensor, # (g, m, n, *Q) real polyphase kernel
-            omega:Tensor, # (P, d) frequencies
-           ) -> Tensor: # (g, P, m, n) complex: K(ω) = Σ_q W_q e^{-i ω·q}
-    "The kernel's symbol at the given frequencies (an explicit sum over the taps: its rounding is bounded below)."
-    q = _qgrid(Wp.shape[3:]).to(omega.device)
-    theta = omega @ q.mT  # (P, nQ)
-    phase = torch.polar(torch.ones_like(theta), -theta)
-    return torch.einsum('gmnq,pq->gpmn', Wp.flatten(3).to(phase.dtype), phase)
-
-def _symbol_error(Wp:Tensor, omega:Tensor) -> float:
-    "A bound on ‖K̃(ω) − K(ω)‖₂ for the computed symbol: phases rounded (argument and sin/cos), sums of ∏Q complex terms."
-    Q = Wp.shape[3:]
-    nq = math.prod(Q)
-    arg = float(omega.abs().amax(0) @ torch.tensor([n - 1 for n in Q], dtype=torch.float64)) if omega.numel() else 0.0
-    eps_phase = 4*U64*(arg + 4)
-    gam = (nq + 4)*4*U64
-    wf = float(torch.linalg.vector_norm(Wp.flatten(3), dim=(1, 2)).sum(-1).amax())  # Σ_q ‖W_q‖_F, worst group
-    return 2*(eps_phase + gam*(1 + eps_phase))*wf
-
-# %% ../nbs/api/03a_conv.ipynb #bd8c78b1
-def _side(K:Tensor) -> Tensor: # (B, m', n') with m' ≥ n': K or Kᴴ, whichever has the smaller Gram matrix
-    return K if K.shape[-2] >= K.shape[-1] else K.transpose(-2, -1).conj_physical()  # physical: no lazy conjugate bit
-
-def _gram(A:Tensor) -> Tensor:
-    "H = AᴴA (complex, B×n×n) from two real products: each of its real and imaginary parts is one dot product of length 2m."
-    X, Y = A.real, A.imag
-    S = torch.cat([X, Y], -2)  # (B, 2m, n)
-    return torch.complex(S.mT @ S, S.mT @ torch.cat([Y, -X], -2))  # XᵀX + YᵀY + i(XᵀY − YᵀX)
-
-def _top(K:Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    "λ̂ = σ̂² and unit singular vectors (u, v) of a batch of complex matrices (B, m, n), by `eigh` of the smaller Gram matrix."
-    A = _side(K)
-    lam, V = torch.linalg.eigh(_gram(A)); x = V[..., -1]
-    y = (A @ x[..., None])[..., 0]; y = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-300)
-    u, v = (y, x) if A is K else (x, y)
-    return lam[..., -1].clamp_min(0), u, v
-
-def _top_power(H:Tensor, # (B, n, n) complex Hermitian Gram matrices
-               x:Tensor, # (B, n) start vectors (a parent cell's top vector)
-               steps:int=4,
-              ) -> tuple[Tensor, Tensor]:
-    "A few warm power steps on H: Rayleigh quotients λ̂ (lower estimates) and vectors; cheaper than `eigh` per point."
-    for _ in range(steps):
-        w = (H @ x[..., None])[..., 0]
-        x = w/torch.linalg.vector_norm(w, dim=-1, keepdim=True).clamp_min(1e-300)
-    return torch.real((x.conj_physical()[..., None, :] @ H @ x[..., None])[..., 0, 0]), x
-
-# %% ../nbs/api/03a_conv.ipynb #9d2b6d0b
-def _gram_coefficients(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel
-                      ) -> tuple[Tensor, Tensor, float]: # C (g, n_K, r, r), offsets k (n_K, d), S = max_g Σ_q ‖W_q‖_F
-    "Coefficients of the Gram symbol H(ω) = Σ_k C_k e^{-iω·k} of the smaller side (KᴴK or KKᴴ), from one matrix product."
-    g, m, n = Wp.shape[:3]
-    Q = tuple(Wp.shape[3:])
-    nQ = math.prod(Q)
-    Wq = Wp.flatten(3).permute(0, 3, 1, 2)  # (g, nQ, m, n)
-    if n <= m:  # KᴴK = Σ_{a,b} W_aᵀW_b e^{-iω·(q_b − q_a)}
-        X = Wq.permute(0, 2, 1, 3).reshape(g, m, nQ*n)
-        blocks, r = X.mT @ X, n
-    else:  # KKᴴ = Σ_{a,b} W_aW_bᵀ e^{-iω·(q_a − q_b)}
-        X = Wq.reshape(g, nQ*m, n)
-        blocks, r = X @ X.mT, m
-    blocks = blocks.reshape(g, nQ, r, nQ, r).transpose(2, 3).reshape(g, nQ*nQ, r, r)  # block (a, b)
-    idx, ks = _offsets(Q, n <= m)
-    C = blocks.new_zeros(g, ks.shape[0], r, r).index_add_(1, idx.to(Wp.device), blocks)
-    return C, ks, float(torch.linalg.vector_norm(Wq, dim=(2, 3)).sum(1).amax())
-
-@functools.lru_cache(maxsize=64)
-def _offsets(Q:tuple, wide:bool) -> tuple[Tensor, Tensor]: # (nQ²,) index of k for each block (a, b); ks (n_K, d)
-    "Which Gram coefficient each block W_aᵀW_b (wide) or W_aW_bᵀ feeds: k = q_b − q_a or q_a − q_b, row-major, shifted to ≥ 0."
-    q = _qgrid(Q).long()
-    diff = q[None, :, :] - q[:, None, :] if wide else q[:, None, :] - q[None, :, :]
-    span = [2*x - 1 for x in Q]
-    idx = torch.zeros(len(q), len(q), dtype=torch.long)
-    for j, x in enumerate(Q): idx = idx*span[j] + diff[..., j] + (x - 1)
-    return idx.flatten(), _qgrid(span) - torch.tensor([x - 1 for x in Q], dtype=torch.float64)
-
-def _neg_gram_symbol(C:Tensor, # (g, n_K, r, r) float64, from `_gram_coefficients`
-                     ks:Tensor, # (n_K, d) their offsets, symmetric around the middle (k = 0)
-                     omega:Tensor, # (P, d) frequencies
-                     dtype=torch.float64, # the real precision of the result (the phases are computed in float64, then rounded)
-                    ) -> Tensor: # (g, P, r, r) complex: −H(ω)
-    "−H(ω) at every frequency by one real product: cosines with C_k + C_{−k}, sines with C_k − C_{−k} (C_{−k} = C_kᵀ)."
-    g, nK, r, _ = C.shape
-    h = nK//2
-    Cp, Cm = C[:, h + 1:], C[:, :h].flip(1)  # C_k and C_{−k}, k > 0
-    B = C.new_zeros(g, 2*h + 1, r, r, 2, dtype=dtype)  # (real, imaginary) interleaved: the product lands as a complex tensor
-    B[:, 0, ..., 0] = -C[:, h]
-    B[:, 1:h + 1, ..., 0] = -(Cp + Cm)
-    B[:, h + 1:, ..., 1] = Cp - Cm
-    th = omega @ ks[h + 1:].mT.to(omega)  # (P, h)
-    A = torch.cat([th.new_ones(th.shape[0], 1), torch.cos(th), torch.sin(th)], 1).to(dtype)  # (a one-tap kernel has no k > 0)
-    return torch.view_as_complex((A @ B.reshape(g, 2*h + 1, 2*r*r)).reshape(g, -1, r, r, 2))
-
-def _gram_error(Wp:Tensor, omega:Tensor, C:Tensor, S:float, u:float=U64) -> float:
-    "A bound on ‖H̃(ω) − H(ω)‖₂ at every frequency: the coefficients' dot products, then phases, rounding and sum in precision `u`."
-    Q = Wp.shape[3:]
-    arg = float(omega.abs().amax(0) @ torch.tensor([2.0*(n - 1) for n in Q], dtype=torch.float64)) if omega.numel() else 0.0
-    eps_phase = 4*U64*(arg + 4) + u  # float64 argument, cos and sin, then rounded to the product's precision
-    sum_C = float(torch.linalg.matrix_norm(C).sum(1).amax())*(1 + 1e-6)  # Σ_k ‖C̃_k‖_F, worst group
-    coef = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)  # the coefficients (float64 dot products), real and imaginary
-    return (coef + 2*(eps_phase + 2*u + gamma(C.shape[1] + 4, u))*(sum_C + coef))*1.01
-
-_POOL = None  # worker threads for large batches of factorisations (made on first use)
-
-def _cholesky_info(M:Tensor) -> Tensor: # (B,) int: 0 where the factorisation of M_i succeeded
-    "Batched Cholesky (upper: the faster layout here) split over the intra-op threads: torch runs a batch of small ones serially."
-    global _POOL
-    k = torch.get_num_threads()
-    if k < 2 or M.shape[0] < 64 or M.shape[-1] < 32: return torch.linalg.cholesky_ex(M, upper=True)[1]
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(k, thread_name_prefix='linear_contraction')
-    parts = M.tensor_split(k)
-    futs = [_POOL.submit(torch.linalg.cholesky_ex, p, upper=True) for p in parts[1:]]
-    return torch.cat([torch.linalg.cholesky_ex(parts[0], upper=True)[1]] + [f.result()[1] for f in futs])
-
-def _chol_bounds(M:Tensor, # (B, r, r) complex64/128: the computed −H, its diagonal shifted in place
-                 s:Tensor, # (B,) float64 shifts
-                ) -> Tensor: # (B,) float64 proven bounds on λ_max(H) (inf where the factorisation failed)
-    "Prove λ_max(H_i) ≤ bound_i by a Cholesky factorisation of s_i·I − H_i in M's precision, with every rounding margin."
-    r = M.shape[-1]
-    u = U32 if M.dtype == torch.complex64 else U64
-    d = M.diagonal(dim1=-2, dim2=-1)
-    d.add_(s.to(d.real.dtype)[:, None])
-    info = _cholesky_info(M)
-    dd = d.real.to(torch.float64).abs()
-    g = gamma(2*r + 8, u)
-    margin = (g/(1 - g)*dd.sum(-1) + 2*u*dd.amax(-1))*(1 + 4*u) + (r + 1)**2*2.0**-120
-    return torch.where(info == 0, (s + 2*margin)*(1 + 8*U64), torch.full_like(s, math.inf))
-
-def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤ 1
-                grid:tuple, # the circular grid
-                rtol:float, # wanted tightness
-                x0:Tensor|None=None, # (g·P, r) the last call's power vectors on this grid (a warm start)
-               ) -> tuple[_Sup, Tensor]: # the certificate (units of Wp) and the power vectors for the next call
-    "A proven bound on max over the grid of σ_max(K(ω)): the Gram symbol from its coefficients and one batched Cholesky."
-    C, ks, S = _gram_coefficients(Wp)
-    omega = _half_grid(list(grid)).to(Wp.device)
-    r = C.shape[-1]
-    single = gamma(2*r + 8, U32)*r <= rtol  # the factorisation's margin in float32 is below rtol: all of it in single precision
-    rdt, u = (torch.float32, U32) if single else (torch.float64, U64)
-    N = _neg_gram_symbol(C, ks, omega, rdt)
-    g, P = N.shape[0], N.shape[1]
-    N = N.flatten(0, 1)
-    M, cdt = N, N.dtype
-    warm = x0 is not None and x0.shape == (g*P, r)
-    x = x0.to(cdt) if warm else torch.ones(g*P, r, dtype=cdt, device=M.device)
-    for k in range(1 if warm else 3):  # power steps on −M = H at all points at once: one from the last step's vectors
-        y = (M @ x[..., None])[..., 0]  # (a batched product reads every matrix once: as costly as a tenth of the factorisation)
-        if k == 0 or not warm: lam = (-torch.real((x.conj_physical()*y).sum(-1))/(1 if warm else torch.linalg.vector_norm(x, dim=-1).square())).double()  # Rayleigh
-        x = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-30)
-    def exact(i): # σ̂², singular vectors at flat index i, from the symbol in float64 (the estimate and the derivative's vectors)
-        gi, pi = divmod(i, P)
-        return _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))
-    best = int(lam.argmax())
-    top = exact(best)
-    ev = torch.full_like(lam, -math.inf)
-    ev[best] = top[0][0]  # λ_max where the maximum most likely is: it sets the common shift
-    def again(i): # the computed −H at flat indices i (group-major), afresh: M's diagonals are shifted in place
-        return _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)]
-    tau = rtol/4
-    bnd = _chol_bounds(M, torch.full_like(ev, float(ev.max())*(1 + tau)**2))
-    for _ in range(3):  # points above the shift: their own eigenvalue and shift
-        bad = (~torch.isfinite(bnd)).nonzero().flatten()
-        if not len(bad): break
-        Nb = again(bad)
-        ev[bad] = -torch.linalg.eigvalsh(Nb.to(torch.complex128))[..., 0]
-        bnd[bad] = _chol_bounds(Nb, ev[bad].clamp_min(0)*(1 + tau)**2 + 1e-300)
-        tau *= 4
-    up = math.sqrt(float(bnd.max()) + _gram_error(Wp, omega, C, S, u))*(1 + 4*U64)
-    i = int(ev.argmax())
-    lt, u, v = top if i == best else exact(i)
-    gi, pi = divmod(i, P)
-    est = math.sqrt(float(lt[0]))
-    return _Sup(up, est, g*P, up <= est*(1 + rtol), omega[pi], gi, u[0], v[0], cropped=False), x
-
-# %% ../nbs/api/03a_conv.ipynb #01eff61a
-def _half_grid(M:list) -> Tensor: # (P, d): the frequencies 2πj/M per dimension, last dimension j ≤ M/2 only (cached: do not modify)
-    return _half_grid_of(tuple(int(m) for m in M))
-
-@functools.lru_cache(maxsize=64)
-def _half_grid_of(M:tuple) -> Tensor:
-    axes = [torch.arange(m, dtype=torch.float64)*(2*math.pi/m) for m in M[:-1]]
-    axes.append(torch.arange(M[-1]//2 + 1, dtype=torch.float64)*(2*math.pi/M[-1]))
-    return torch.cartesian_prod(*axes).reshape(-1, len(M))
-
-class _Sup(NamedTuple):
-    upper: float  # proven: sup_ω σ_max(K(ω)) ≤ upper
-    estimate: float  # the largest σ̂ found
-    points: int  # frequencies evaluated
-    tight: bool  # upper ≤ estimate·(1 + rtol)
-    omega: Tensor  # (d,) where the largest σ̂ was found
-    group: int  # in which group
-    u: Tensor  # (m,) complex top left singular vector there
-    v: Tensor  # (n,) complex top right singular vector there
-    cropped: bool = True  # whether the symbol is that of the cropped polyphase kernel (`sup_direction` needs the offset)
-
-def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries ≤ 1
-                 rtol:float, # wanted tightness
-                 max_points:int=8192, # stop refining past this many frequencies in one level (the bound stays proven, looser)
-                ) -> _Sup:
-    "A proven bound on sup over the torus of σ_max(K(ω)): a grid refined around the maxima, with a Bernstein bound between points."
-    Q = Wp.shape[3:]
-    T = torch.tensor([n - 1 for n in Q], dtype=torch.float64)
-    M = [8*int(t) if t else 1 for t in T]
-    omega = _half_grid(M).to(Wp.device)
-    h = torch.tensor([math.pi/m for m in M], dtype=torch.float64)  # cell half-widths
-    split = T > 0
-    # the Gram symbol's coefficients serve every level: values at any points by one product (see the grid certificate)
-    C, ks, S = _gram_coefficients(Wp)
-    r = C.shape[-1]
-    # single precision only where it pays (large matrices) and its margin leaves the pruning and the tightness room
-    rdt, u = (torch.float32, U32) if r >= 32 and gamma(2*r + 8, U32)*r <= rtol/4 else (torch.float64, U64)
-    below = 1/(1 + 2.1*gamma(2*r + 8, u)*r + 1e-7 + 16*U64)  # a shift s·below proves λ < s when the factorisation succeeds
-    coef_err = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)
-    nz = torch.ones(ks.shape[0], dtype=torch.bool); nz[ks.shape[0]//2] = False  # k ≠ 0
-    V = float(torch.linalg.matrix_norm(C[:, nz]).sum(1).amax())*(1 + 1e-10) + coef_err + 1e-300  # ≥ sup_ω ‖H(ω) − H₀‖₂
-    L_lo, n_pts = 0.0, 0
-    vs = None  # the parents' top vectors, per group and point
-    while True:
-        N = _neg_gram_symbol(C, ks, omega, rdt).flatten(0, 1)  # −H̃ at every (group, point)
-        dH = _gram_error(Wp, omega, C, S, u)  # ‖H̃ − H‖₂ at every point
-        P = omega.shape[0]
-        if vs is None: lam, x = torch.linalg.eigh(-N.to(torch.complex128)); lam, x = lam[..., -1], x[..., -1]
-        else: lam, x = _top_power(-N, vs.to(N.dtype))
-        lam = lam.to(torch.float64)
-        n_pts += P
-        i = int(lam.argmax())
-        gi, pi = divmod(i, P)
-        Ai = _side(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))[0]  # the point's symbol in float64
-        xi = x[i].to(torch.complex128); xi = xi/torch.linalg.vector_norm(xi)
-        rho = float(torch.linalg.vector_norm(Ai @ xi))  # ‖Ã x‖ with ‖x‖ = 1: a lower bound on σ_max(K̃(ω_i))
-        L_lo = max(L_lo, max(0.0, rho*(1 - 1e-12) - _symbol_error(Wp, omega[pi:pi + 1]))**2)  # ≤ σ_max(K(ω_i))² ≤ Λ
-        theta = float((T*h).sum())*(1 + 1e-12)
-        e = theta*theta/2
-        def final():
-            top = (lam >= float(lam.max())*(1 - 1e-2)).nonzero().flatten()  # exact singular pairs where the maximum may be
-            Kt = _symbol(Wp, omega[top % P])[top//P, torch.arange(len(top))]
-            lt, ut, vt = _top(Kt)
-            j = int(lt.argmax()); lmax, k = float(lt[j]), int(top[j])
-            tau = rtol/4
-            for _ in range(6):
-                U = _chol_bounds(N.clone(), torch.full_like(lam, lmax*(1 + tau)**2))
-                if bool(torch.isfinite(U).all()): break
-                tau *= 4
-            b = float(U.max()) + dH  # ≥ λ_max at every point of this level
-            up = math.sqrt(min(b/(1 - e) if e < 1 else math.inf, b + e*V))*(1 + 4*U64)
-            gk, pk = divmod(k, P)
-            return _Sup(up, math.sqrt(lmax), n_pts, up <= math.sqrt(lmax)*(1 + rtol), omega[pk], gk, ut[j], vt[j])
-        if e*min(V, float(lam[i])) <= rtol*L_lo/2 or not bool(split.any()): return final()
-        thr = max(L_lo*(1 - e), L_lo - e*V)  # a cell holding a maximiser has λ(centre) ≥ thr
-        cand = lam >= thr*(1 - 1e-6)
-        test = ~cand
-        if bool(test.any()):
-            Ut = _chol_bounds(N[test], torch.full((int(test.sum()),), thr*below, dtype=torch.float64)) + dH
-            cand[test] = ~(Ut < thr)  # not proven below the threshold: keep
-        keep = cand.reshape(Wp.shape[0], -1).any(0)
-        nc = 2**int(split.sum())
-        if int(keep.sum())*nc > max_points: return final()
-        c = omega[keep]
-        offs = torch.cartesian_prod(*[torch.tensor([-0.5, 0.5] if s else [0.0], dtype=torch.float64) for s in split])
-        offs = offs.reshape(-1, len(Q))*h
-        omega = (c[:, None, :] + offs[None]).reshape(-1, len(Q))
-        vs = x.reshape(Wp.shape[0], -1, x.shape[-1])[:, keep].repeat_interleave(nc, 1).flatten(0, 1)
-        h = torch.where(split, h/2, h)
-
 # %% ../nbs/api/03a_conv.ipynb #65c74c2d
-def _index_counts(geo:ConvGeometry, size:tuple) -> list:
+def index_counts(geo:ConvGeometry, size:tuple) -> list:
     "Per dimension, how often each input (reflect/replicate: padding) or circular output row (circular) is used; max counts."
     out = output_size(geo, size)
     counts = []
@@ -453,184 +143,12 @@ def _sizes(geo:ConvGeometry, dim:int) -> range:
 def padding_gain(geo:ConvGeometry, size:tuple|None) -> float:
     "‖padding or row selection‖₂ = √(max multiplicity) at `size`, or its maximum over all sizes (size None)."
     if geo.padding_mode == 'zeros': return 1.0
-    if size is not None: return math.sqrt(math.prod(_index_counts(geo, size)))
+    if size is not None: return math.sqrt(math.prod(index_counts(geo, size)))
     g = 1
     for dim in range(len(geo.kernel)):  # the multiplicity is a product over dimensions: maximise each
         best = 0
         for n in _sizes(geo, dim):
             size1 = tuple(n if i == dim else max(_sizes(geo, i).start, 1) for i in range(len(geo.kernel)))
-            best = max(best, _index_counts(geo, size1)[dim])
+            best = max(best, index_counts(geo, size1)[dim])
         g *= best
     return math.sqrt(g)
-
-# %% ../nbs/api/03a_conv.ipynb #c0e89683
-class ConvBound(NamedTuple):
-    "A proven upper bound on a convolution's operator norm ‖conv‖₂ (ℓ² to ℓ²), and how it was obtained."
-    upper: float  # proven: ‖conv‖₂ ≤ upper (for the float64 value of the weight)
-    estimate: float  # σ̂ of the certified quantity: the symbol's largest σ̂ over the frequencies used, or the matrix's σ̂
-    method: str  # 'torus' (all sizes), 'grid' (one size, via a circular embedding) or 'matrix' (the explicit operator)
-    gain: float  # the padding's factor included in `upper` (1 for zero padding)
-    points: int  # frequencies evaluated
-    tight: bool  # upper ≤ gain·estimate·(1 + rtol)
-
-MATRIX_MAX = 4096  # the explicit operator is certified when it has at most this many input dimensions
-
-def _scaled_polyphase(weight:Tensor, geo:ConvGeometry, crop:bool=True) -> tuple[Tensor, float]:
-    "The float64 polyphase kernel scaled exactly by a power of two (entries below 1), and the scale."
-    w = weight.detach().to(torch.float64)
-    amax = float(w.abs().max()) if w.numel() else 0.0
-    e = math.frexp(amax)[1] if amax > 0 else 0
-    return _polyphase(torch.ldexp(w, torch.tensor(-e)), geo, crop), 2.0**e
-
-def _exact_grid(geo:ConvGeometry, size:tuple) -> tuple|None:
-    "The polyphase grid on which this circular convolution is *exactly* a strided circular convolution, else None."
-    if geo.padding_mode != 'circular': return None
-    out = output_size(geo, size)
-    if any(n % s or o != n//s for n, s, o in zip(size, geo.stride, out)) or max(_index_counts(geo, size)) > 1: return None
-    return tuple(n//s for n, s in zip(size, geo.stride))
-
-def _size_grid(geo:ConvGeometry, size:tuple) -> tuple[ConvGeometry, tuple, float]:
-    "The geometry, circular grid and padding factor of the circular operator that contains the layer at `size`."
-    exact = _exact_grid(geo, size)
-    if exact is not None: return geo, exact, 1.0
-    if geo.padding_mode == 'circular': return geo._replace(stride=(1,)*len(size)), size, padding_gain(geo, size)
-    # the valid convolution of the padded input, embedded in a circular one: on zero padding, reads that wrap around must land
-    # on zeros before the input (frame ≥ reach − a + 1) and the input must fit (frame ≥ a + n); other paddings carry data
-    grid = []
-    for n, (a, b), s, k, d, o in zip(size, geo.pads, geo.stride, geo.kernel, geo.dilation, output_size(geo, size)):
-        reach = (o - 1)*s + (k - 1)*d  # the last position of the padded frame a valid output reads
-        frame = max(a + n, reach - a + 1) if geo.padding_mode == 'zeros' else n + a + b
-        grid.append(max(-(-frame//s), o))
-    return geo, tuple(grid), padding_gain(geo, size)
-
-def certified_conv_bound(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d or Conv2d weight
-                         *, stride=1, padding=0, dilation=1, groups:int=1, padding_mode:str='zeros',
-                         input_size=None, # spatial input size, or None: a bound for every input size
-                         rtol:float=1e-4, # wanted tightness of the certified quantity
-                        ) -> ConvBound:
-    "A proven upper bound on the ℓ² operator norm of a convolution, for one input size or for all of them."
-    geo = conv_geometry(weight, stride, padding, dilation, groups, padding_mode)
-    if not (0 < rtol < 0.5): raise ValueError(f'Expected 0 < rtol < 0.5, but got rtol={rtol!r}.')
-    check_finite(weight, 'weight')
-    if float(weight.detach().abs().max()) == 0.0: return ConvBound(0.0, 0.0, 'torus' if input_size is None else 'grid', 1.0, 0, True)
-    if input_size is None:
-        g = geo if geo.padding_mode != 'circular' else geo._replace(stride=(1,)*len(geo.kernel))  # circular: rows of the stride-1 operator
-        Wp, sc = _scaled_polyphase(weight, g)
-        r = _torus_bound(Wp, rtol)
-        gain = padding_gain(geo, None)
-        return ConvBound(r.upper*sc*gain*(1 + 4*U64), r.estimate*sc, 'torus', gain, r.points, r.tight)
-    size = _check_size(geo, input_size)
-    n_in = geo.in_channels*math.prod(size)
-    if n_in <= MATRIX_MAX and n_in*geo.out_channels*math.prod(output_size(geo, size)) <= 2**25:
-        r = certified_spectral_bound(conv_matrix(weight, geo, size), rtol=rtol)
-        return ConvBound(r.upper, r.estimate, 'matrix', 1.0, 0, r.tight)
-    g, grid, gain = _size_grid(geo, size)
-    Wp, sc = _scaled_polyphase(weight, g, crop=False)
-    r, _ = _grid_bound(Wp, grid, rtol)
-    up = r.upper*sc*gain*(1 + 4*U64)
-    return ConvBound(up, r.estimate*sc, 'grid', gain, r.points, up <= gain*r.estimate*sc*(1 + rtol))
-
-# %% ../nbs/api/03a_conv.ipynb #720b0a9a
-class ConvNorm(NamedTuple):
-    "The operator norm of a convolution on one input size, differentiable in the weight."
-    sigma: Tensor  # () σ_max of the operator, in the weight's dtype, with the weight's autograd graph
-    rtol: float  # reported accuracy: relative (FFT: the eigensolver's; Krylov: the top Ritz pair's relative residual)
-    method: str  # 'fft' (circular padding, exact) or 'krylov'
-
-def _fold(Wp:Tensor, grid:tuple) -> Tensor: # (g, m, n, *grid): taps wrapped onto a periodic grid (long kernels alias)
-    out = Wp
-    for i, n in enumerate(grid):
-        ax = 3 + i
-        q = out.shape[ax]
-        if q < n: out = F.pad(out.movedim(ax, -1), (0, n - q)).movedim(-1, ax)
-        elif q > n: out = out.new_zeros(*out.shape[:ax], n, *out.shape[ax + 1:]).index_add_(ax, torch.arange(q, device=out.device) % n, out)
-    return out
-
-def conv_spectral_norm(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d or Conv2d weight
-                       input_size, # spatial input size (int or tuple, as the layer takes it)
-                       *, stride=1, padding=0, dilation=1, groups:int=1, padding_mode:str='zeros',
-                       rtol:float=1e-8, # Krylov: stop at this relative residual of the top Ritz pair
-                       maxiter:int=500, # Krylov: restarts at most
-                      ) -> ConvNorm:
-    "σ_max of the convolution on inputs of `input_size`: by FFT where exact (circular padding), by block Krylov otherwise."
-    geo = conv_geometry(weight, stride, padding, dilation, groups, padding_mode)
-    size = _check_size(geo, input_size)
-    check_finite(weight, 'weight')
-    w64 = weight.to(torch.float64)
-    grid = _exact_grid(geo, size)
-    if grid is not None:  # K(ω) on the whole grid by one real FFT, the top over frequencies and groups
-        with torch.no_grad():
-            Wp = _polyphase(w64.detach(), geo, crop=False)
-            d = len(grid)
-            Kf = torch.fft.rfftn(_fold(Wp, grid), dim=tuple(range(3, 3 + d)))  # e^{-iω·q} convention, last axis halved
-            K = Kf.movedim(1, -1).movedim(1, -1).reshape(Wp.shape[0], -1, *Wp.shape[1:3])  # (g, P, m, n)
-            lam, u, v = _top(K.flatten(0, 1))
-            i = int(lam.argmax())
-            gi, pi = divmod(i, K.shape[1])
-            idx = torch.tensor(torch.unravel_index(torch.tensor(pi), Kf.shape[3:]), dtype=torch.float64)
-            omega = (idx*2*math.pi/torch.tensor(grid, dtype=torch.float64))[None]
-        Kw = _symbol(_polyphase(w64, geo, crop=False), omega)[gi, 0]  # with the weight's graph: linear in the weight
-        sigma = torch.real(u[i].conj_physical() @ Kw @ v[i])  # = σ_max; its gradient is Re(ū vᵀ e^{iω·q}) mapped back to the taps
-        return ConvNorm(sigma.to(weight.dtype), 1e-12, 'fft')
-    n_in = geo.in_channels*math.prod(size)
-    wd = w64.detach()
-    def op(X): # (n_in, b) -> AᵀA X
-        x = X.mT.reshape(-1, geo.in_channels, *size).requires_grad_(True)
-        with torch.enable_grad():
-            y = conv_apply(x, wd, geo)
-            (gx,) = torch.autograd.grad(y, x, y)
-        return gx.reshape(X.shape[1], -1).mT
-    gen = torch.Generator().manual_seed(0)
-    V0 = torch.linalg.qr(torch.randn(n_in, min(8, n_in), generator=gen, dtype=torch.float64).to(wd.device))[0]
-    lam, v, _, res = block_top(op, V0, rtol, restarts=maxiter, depth=4)
-    x = v.reshape(1, geo.in_channels, *size)
-    with torch.no_grad(): y = conv_apply(x, wd, geo); u = y/torch.linalg.vector_norm(y).clamp_min(1e-300)
-    sigma = (u*conv_apply(x, w64, geo)).sum()  # uᵀ A(w) v: value σ̂, gradient u vᵀ mapped to the kernel
-    return ConvNorm(sigma.to(weight.dtype), float(res), 'krylov')
-
-# %% ../nbs/api/03a_conv.ipynb #0ada8460
-def all_sizes_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any floating dtype
-                          geo:ConvGeometry, # its geometry
-                          rtol:float, # tightness of the symbol's bound
-                         ) -> tuple[float, _Sup, ConvGeometry, float]: # (upper incl. gain, the sup's certificate, geometry used, gain)
-    "The proven all-sizes bound of `certified_conv_bound`, with what a constraint needs to differentiate it (ω*, u, v)."
-    g = geo if geo.padding_mode != 'circular' else geo._replace(stride=(1,)*len(geo.kernel))
-    Wp, sc = _scaled_polyphase(weight, g)
-    r = _torus_bound(Wp, rtol)
-    gain = padding_gain(geo, None)
-    return r.upper*sc*gain*(1 + 4*U64), r._replace(upper=r.upper*sc, estimate=r.estimate*sc), g, gain
-
-def sup_direction(weight:Tensor, # (c_out, c_in/groups, *kernel)
-                  g:ConvGeometry, # the geometry the certificate used
-                  r:_Sup, # the certificate
-                 ) -> Tensor: # float64, kernel-shaped: ∂σ/∂W of σ(W) = Re(uᴴ K_W(ω*) v), the top of the symbol
-    "The derivative of the symbol's top singular value at the maximiser, mapped back to the kernel taps (no autograd needed)."
-    # no autograd (a custom operator runs below it) and no lazy conjugation: inside compiled graphs a conjugate *view* was
-    # seen to be read as the plain tensor, so every conjugate here is physical
-    w = weight.detach().to(torch.float64)
-    full = _polyphase(w, g, crop=False)
-    Q = full.shape[3:]
-    q0 = _crop(full)[1] if r.cropped else [0]*len(Q)  # a cropped kernel's symbol: K_cropped(ω) = e^{iω·q0} K_full(ω)
-    q = _qgrid(Q).to(w.device) - torch.tensor(q0, dtype=torch.float64, device=w.device)
-    phase = torch.polar(torch.ones(q.shape[0], dtype=torch.float64, device=w.device), -(q @ r.omega.to(w.device)))
-    Gq = torch.real(r.u.conj_physical()[:, None, None]*r.v[None, :, None]*phase)  # (m, n, ∏Q): ∂/∂W_q of Re(uᴴ Σ W_q e^{-iω·q} v)
-    cog, cig = w.shape[0]//g.groups, w.shape[1]
-    D = torch.zeros_like(w)
-    Dg = D[r.group*cog:(r.group + 1)*cog]
-    if _plain(g): Dg.copy_(Gq.reshape(Dg.shape)); return D  # stride 1, dilation 1: taps are the offsets
-    Gp = Gq.reshape(cog, cig, *g.stride, *Q)
-    for taps, rr, qq in _taps(g): Dg[(slice(None), slice(None)) + taps] = Gp[(slice(None), slice(None)) + rr + qq]
-    return D
-
-# %% ../nbs/api/03a_conv.ipynb #7a41ec52
-def size_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any floating dtype
-                     geo:ConvGeometry, # its geometry
-                     size:tuple, # the spatial input size
-                     rtol:float, # tightness of the grid's bound
-                     warm:Tensor|None=None, # the power vectors a previous call returned for this size
-                    ) -> tuple[float, _Sup, ConvGeometry, float, Tensor]: # (upper incl. gain, certificate, geometry used, gain, warm)
-    "The proven bound of `certified_conv_bound` at one input size by the grid route, with what a constraint needs to differentiate it."
-    g, grid, gain = _size_grid(geo, _check_size(geo, size))
-    Wp, sc = _scaled_polyphase(weight, g, crop=False)  # a shift does not change the grid's maximum: no need to crop
-    r, x = _grid_bound(Wp, grid, rtol, warm)
-    return r.upper*sc*gain*(1 + 4*U64), r._replace(upper=r.upper*sc, estimate=r.estimate*sc), g, gain, x

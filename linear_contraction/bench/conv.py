@@ -15,8 +15,8 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
-from ..conv import (conv_spectral_norm, certified_conv_bound, conv_matrix, conv_geometry, geometry_of,
-                                     size_certificate, all_sizes_certificate)
+from ..conv import conv_matrix, conv_geometry, geometry_of
+from ..conv_norm import conv_spectral_norm, certified_conv_bound, size_certificate, all_sizes_certificate
 from ..contraction import contraction
 from .core import caption, median_interleaved, median_time, progress, save_figure, save_results
 

@@ -82,7 +82,8 @@ def _iterate(name:str, f:Callable, x0:Tensor, step:Callable, atol, rtol, maxiter
         g = fz - z
         r = _norms(g)
         hist.append(torch.where(active, r, best_r))
-        done = active & torch.isfinite(r) & (r <= atol + rtol * _norms(fz))
+        nf = _norms(fz)
+        done = active & torch.isfinite(r) & torch.isfinite(nf) & (r <= atol + rtol * nf)  # an overflowing ‖f(z)‖ proves nothing
         take = done | (active & (r < best_r))     # NaN compares False: a non-finite residual is never taken
         best = torch.where(_bview(take, z), z, best)
         best_r = torch.where(take, r, best_r)
@@ -155,37 +156,47 @@ def anderson(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ..
 def broyden(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ...), acting on each sample independently
             x0:Tensor, # (batch, ...) the starting point
             *,
-            m:int=8, # memory: pairs (a, b) of the low-rank inverse-Jacobian update
+            m:int|None=None, # memory: pairs (a, b) of the inverse-Jacobian update kept (None: all of them, as torchdeq)
             atol:float|None=None, # absolute tolerance on ‖f(z) − z‖₂ per sample (default by dtype: `default_tolerances`)
             rtol:float|None=None, # relative tolerance, times ‖f(z)‖₂ (default by dtype)
             maxiter:int|None=None, # most evaluations of f (default by dtype)
             throw:bool=False, # raise `ConvergenceError` instead of warning when a sample misses the tolerance
            ) -> SolverResult:
-    "Solve z = f(z) per sample by limited-memory good Broyden on g(z) = f(z) − z, restarting a sample whose residual grows."
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1: raise ValueError(f'broyden: expected m to be an int >= 1, but got m={m!r}.')
-    A, B, prev = [], [], []  # H = −I + Σ a_i b_iᵀ, per sample: a_i, b_i (batch, n)
-    def H(v:Tensor) -> Tensor:   # H v, (batch, n)
-        out = -v
-        for a, b in zip(A, B): out = out + a*(b*v).sum(-1, keepdim=True)
-        return out
-    def HT(v:Tensor) -> Tensor:  # Hᵀ v
-        out = -v
-        for a, b in zip(A, B): out = out + b*(a*v).sum(-1, keepdim=True)
-        return out
+    "Solve z = f(z) per sample by good Broyden on g(z) = f(z) − z (all updates kept unless `m` limits them), restarting a sample whose residual jumps."
+    if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 1):
+        raise ValueError(f'broyden: expected m to be None (keep every update) or an int >= 1, but got m={m!r}.')
+    st = dict(k=0, A=None, B=None)  # H = −I + Σ_i a_i b_iᵀ per sample; a_i, b_i stacked as (batch, capacity, n)
+    prev = []
+    jump = 100.0 if m is None else 2.0  # a truncated model is less trustworthy: restart it sooner
+    def H(v:Tensor, T:bool=False) -> Tensor:   # H v (or Hᵀ v), (batch, n): two batched products, one pass over the memory
+        j = min(st['k'], st['A'].shape[1]) if st['A'] is not None else 0
+        if not j: return -v
+        A, B = (st['B'], st['A']) if T else (st['A'], st['B'])
+        return -v + torch.bmm(torch.bmm(B[:, :j], v[:, :, None]).transpose(1, 2), A[:, :j])[:, 0]
+    def push(a:Tensor, b:Tensor) -> None:  # add a pair; with memory m the oldest is overwritten (the sum has no order)
+        k, A = st['k'], st['A']
+        cap = A.shape[1] if A is not None else 0
+        if m is None and k >= cap:  # grow by doubling: memory ∝ the evaluations actually made
+            new = max(8, 2*cap)
+            grow = lambda T: torch.cat([T, a.new_zeros(a.shape[0], new - cap, a.shape[1])], 1) if T is not None else a.new_zeros(a.shape[0], new, a.shape[1])
+            st['A'], st['B'] = grow(st['A']), grow(st['B'])
+        elif m is not None and A is None:
+            st['A'], st['B'] = a.new_zeros(a.shape[0], m, a.shape[1]), a.new_zeros(a.shape[0], m, a.shape[1])
+        i = k % m if m is not None else k
+        st['A'][:, i], st['B'][:, i] = a, b
+        st['k'] = k + 1
     def step(z, fz, g, active):
         zf, gf = _flat(z), _flat(g)
         if prev:
             dz, dg = zf - prev[0], gf - prev[1]
-            Hdg = H(dg)
+            Hdg = H(dg)  # afresh: H g carried by rank-one updates drifts, and costs Broyden evaluations on hard problems
             den = (dz*Hdg).sum(-1, keepdim=True)
-            a, b = (dz - Hdg)/den, HT(dz)
+            a, b = (dz - Hdg)/den, H(dz, T=True)
             tiny = torch.finfo(den.dtype).tiny/torch.finfo(den.dtype).eps
             ok = (den.abs() > tiny) & torch.isfinite(a).all(-1, keepdim=True) & torch.isfinite(b).all(-1, keepdim=True)
-            A.append(torch.where(ok, a, 0.0)); B.append(torch.where(ok, b, 0.0))
-            if len(A) > m: A.pop(0); B.pop(0)
-            grew = (_norms(g) > 2*prev[2])[:, None]  # the safeguard: clear this sample's memory, take a plain step
-            if bool(grew.any()):
-                A[:] = [torch.where(grew, 0.0, a) for a in A]; B[:] = [torch.where(grew, 0.0, b) for b in B]
+            push(torch.where(ok, a, 0.0), torch.where(ok, b, 0.0))
+            jumped = (_norms(g) > jump*prev[2])[:, None, None]  # the safeguard: clear this sample's memory, take a plain step
+            if bool(jumped.any()): st['A'].masked_fill_(jumped, 0.0); st['B'].masked_fill_(jumped, 0.0)
         prev[:] = [zf, gf, _norms(g)]
         d = -H(gf)
         d = torch.where(torch.isfinite(d).all(-1, keepdim=True), d, gf)  # never a non-finite step: the plain one instead

@@ -14,7 +14,7 @@ from .core import (caption, contraction_matrix, machine, median_interleaved, pro
                                            save_results)
 
 # %% auto #0
-__all__ = ['convergence_histories', 'plot_convergence', 'benchmark']
+__all__ = ['convergence_histories', 'plot_convergence', 'broyden_problems', 'broyden_vs_torchdeq', 'broyden_table', 'benchmark']
 
 # %% ../../nbs/bench/03_solvers.ipynb #e879d511
 def convergence_histories(cs=(0.5, 0.9, 0.99), # spectral norms of M
@@ -55,6 +55,67 @@ def plot_convergence(hist:dict, # output of `convergence_histories`
     caption(ax.figure, 'dotted: c^k', y=0.005)
     return ax
 
+# %% ../../nbs/bench/03_solvers.ipynb #ffc461a3
+def broyden_problems(seed:int=0) -> list[tuple]:
+    "(name, f, n, the true fixed point) for the Broyden comparison: linear maps across spectra and nonlinear cells, float64."
+    out = []
+    for n, lo, hi in ((40, -0.5, 0.99), (200, -0.9, 0.95), (100, 0.0, 0.99), (100, -0.99, 0.0)):
+        g = torch.Generator().manual_seed(seed + n)
+        Q = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))[0]
+        M = Q @ torch.diag(torch.linspace(lo, hi, n, dtype=torch.float64)) @ Q.T; b = torch.randn(1, n, generator=g, dtype=torch.float64)
+        out.append((f'symmetric, n={n}, spectrum [{lo:g}, {hi:g}]', lambda z, M=M, b=b: z @ M.T + b, n,
+                    torch.linalg.solve(torch.eye(n, dtype=torch.float64) - M, b[0])[None]))
+    g = torch.Generator().manual_seed(seed)
+    M = contraction_matrix(100, 0.95, g); b = torch.randn(1, 100, generator=g, dtype=torch.float64)
+    out.append(('nonsymmetric, n=100, ‖M‖₂ = 0.95', lambda z, M=M, b=b: z @ M.T + b, 100, torch.linalg.solve(torch.eye(100, dtype=torch.float64) - M, b[0])[None]))
+    for n, c in ((128, 0.97), (256, 0.99)):
+        W = contraction_matrix(n, c, g); x = torch.randn(1, n, generator=g, dtype=torch.float64)
+        f = lambda z, W=W, x=x: torch.tanh(z @ W.T + x)
+        z = torch.zeros(1, n, dtype=torch.float64)
+        for _ in range(5000): z = f(z)
+        out.append((f'tanh cell, n={n}, ‖W‖₂ = {c:g}', f, n, z))
+    return out
+
+def broyden_vs_torchdeq(rtols=(1e-6, 1e-9), # relative tolerances
+                        max_iter:int=500, # the most evaluations either may use (torchdeq's memory is sized by it)
+                       ) -> list[dict]:
+    "Evaluations, error and kept memory of this package's `broyden` (default, and m=8) and torchdeq's on `broyden_problems`."
+    from torchdeq.solver.broyden import broyden_solver
+    import warnings
+    from linear_contraction.solvers import broyden
+    from linear_contraction.checks import ConvergenceWarning
+    rows = []
+    for rtol in rtols:
+        for name, f, n, zs in broyden_problems():
+            calls = [0]
+            def fc(z): calls[0] += 1; return f(z)
+            row = dict(problem=name, rtol=rtol)
+            for key, kw in (('ours', {}), ('ours m=8', dict(m=8))):
+                calls[0] = 0
+                with warnings.catch_warnings():  # a miss is marked in the table
+                    warnings.simplefilter('ignore', ConvergenceWarning)
+                    r = broyden(fc, torch.zeros(1, n, dtype=torch.float64), atol=0.0, rtol=rtol, maxiter=max_iter, **kw)
+                k, cap = max(calls[0] - 2, 0), kw.get('m', 8)  # updates made; buffer allocated (m, or doubled from 8)
+                while 'm' not in kw and cap < k: cap *= 2
+                row[key] = dict(evals=calls[0], converged=bool(r.converged.all()), err=float((r.value - zs).norm()/zs.norm()),
+                                memory=2*n*cap if k else 0)
+            calls[0] = 0
+            z, _, info = broyden_solver(fc, torch.zeros(1, n, dtype=torch.float64), max_iter=max_iter, tol=rtol, stop_mode='rel')
+            res = float((f(z.reshape(1, n)) - z.reshape(1, n)).norm()/f(z.reshape(1, n)).norm())
+            row['torchdeq'] = dict(evals=calls[0], converged=res <= rtol, err=float((z.reshape(1, n) - zs).norm()/zs.norm()), memory=2*n*max_iter)
+            rows.append(row)
+    return rows
+
+def broyden_table(rows:list[dict]) -> str:
+    "Evaluations (ours / torchdeq's), errors against the true fixed point, and the numbers each keeps per sample."
+    lines = [f"{'problem':40} {'rtol':>6} | {'ours':>5} {'m=8':>5} {'tdeq':>5} {'ours/tdeq':>9} | {'err ours':>8} {'err tdeq':>8} | {'kept ours':>9} {'kept tdeq':>9}"]
+    for r in rows:
+        o, m8, t = r['ours'], r['ours m=8'], r['torchdeq']
+        flag = lambda d: '' if d['converged'] else '*'
+        lines.append(f"{r['problem']:40} {r['rtol']:6.0e} | {o['evals']:4d}{flag(o):1} {m8['evals']:4d}{flag(m8):1} {t['evals']:4d}{flag(t):1} "
+                     f"{o['evals']/t['evals']:9.2f} | {o['err']:8.1e} {t['err']:8.1e} | {o['memory']:9d} {t['memory']:9d}")
+    return '\n'.join(lines) + '\n(* missed the tolerance within the evaluations allowed)'
+
 # %% ../../nbs/bench/03_solvers.ipynb #b2be84aa
 def benchmark(quick:bool=False, # smaller problem and fewer repeats: a smoke run of a few seconds
               out:Path=Path('_bench'), # folder for solvers.json and solvers.png
@@ -90,7 +151,9 @@ def benchmark(quick:bool=False, # smaller problem and fewer repeats: a smoke run
         print(f"{r['dtype']:8} {r['c']:5} {r['rtol']:7.0e} | {r['fixed_point_evals']:8d} {r['anderson_evals']:8d} {r['broyden_evals']:8d} "
               f"{r['anderson_eval_ratio']:6.3f} {r['broyden_eval_ratio']:6.3f} | {r['fixed_point_ms']:8.2f} {r['anderson_ms']:8.2f} "
               f"{r['broyden_ms']:8.2f} {r['anderson_time_ratio']:6.3f} {r['broyden_time_ratio']:6.3f}")
-    save_results(out, 'solvers', rows=rows)
+    br = broyden_vs_torchdeq(rtols=(1e-6,) if quick else (1e-6, 1e-9))
+    print(f'\nBroyden against torchdeq (one sample, float64, relative tolerance, default settings)\n{broyden_table(br)}')
+    save_results(out, 'solvers', rows=rows, broyden=br)
     ax = plot_convergence(convergence_histories(n=64 if quick else 100))
     save_figure(ax.figure, Path(out) / 'solvers.png'); plt.close(ax.figure)
     return rows

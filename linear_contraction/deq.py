@@ -22,7 +22,7 @@ __all__ = ['DEQStats', 'PhantomGradient', 'DEQFixedPoint', 'jacobian_regularizat
 class DEQStats:
     "Solver statistics of one `DEQFixedPoint` call: the forward solve, and the adjoint solve once backward has run."
     forward_steps: int # evaluations of f by the forward solver
-    forward_residual: Tensor # (batch,) ‖f(z*, x) − z*‖₂ per sample
+    forward_residual: Tensor # (batch,) ‖f(z_k, x) − z_k‖₂ per sample, z_k the solver's best iterate (the layer goes on from f(z_k, x))
     forward_converged: Tensor # (batch,) bool: the sample met atol + rtol·‖f(z*, x)‖₂
     backward_steps: int|None=None # VJPs of f by the adjoint solver; None until backward has run, 0 for the one-step gradient
     backward_residual: Tensor|None=None # (batch,) ‖w + J_fᵀg − g‖₂ per sample
@@ -157,7 +157,7 @@ class DEQFixedPoint(nn.Module):
             res = _solve_quiet(self.solver, fx, z0, self.atol, self.rtol, self.maxiter, 'DEQFixedPoint forward', self.throw)
         if self.keep_states: self.states = seen.result()
         stats = self.stats = DEQStats(res.n_steps, res.residual, res.converged)
-        z_star = res.value.detach()
+        z_star = (res.value if res.image is None else res.image).detach()  # f of the best iterate: one step closer, no evaluation more
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.f.parameters()))
         if not needs_grad:
             with torch.no_grad(): return self.f(z_star, x)
@@ -173,7 +173,7 @@ class DEQFixedPoint(nn.Module):
             r = _solve_quiet(self.b_solver, vjp, w, self.b_atol, self.b_rtol, self.b_maxiter,
                              'DEQFixedPoint backward (adjoint solve)', self.throw)
             stats.backward_steps, stats.backward_residual, stats.backward_converged = r.n_steps, r.residual, r.converged
-            return r.value
+            return r.value if r.image is None else r.image  # w + J_fᵀg at the best g: one step closer
         return _ImplicitBackward.apply(fz, adjoint)
 
     def extra_repr(self) -> str:

@@ -24,6 +24,7 @@ class SolverResult(NamedTuple):
     converged: Tensor # (batch,) bool: the sample met atol + rtol·‖f(value)‖
     n_evals: int # calls of f, each on the whole batch
     history: Tensor # (n_evals, batch) residual of the iterate at each call of f (for convergence plots)
+    image: Tensor|None=None # (batch, ...) f(value), evaluated with it: for a contraction c times closer to the fixed point
 
 # %% ../nbs/api/05_solvers.ipynb #254e813b
 _TOLS = {torch.float64: (1e-12, 1e-10, 1000), torch.float32: (1e-7, 1e-5, 500),
@@ -65,10 +66,10 @@ def _resolve(x0:Tensor, atol, rtol, maxiter, name:str) -> tuple[float, float, in
     return atol, rtol, maxiter
 
 def _iterate(name:str, f:Callable, x0:Tensor, step:Callable, atol, rtol, maxiter, throw:bool) -> SolverResult:
-    "Run `z <- step(z, f(z), f(z) - z, active)` per sample until each sample meets its tolerance."
+    "Run `z <- step(z, f(z), f(z) - z, active)` until every sample has met its tolerance; each sample's best iterate is kept."
     atol, rtol, maxiter = _resolve(x0, atol, rtol, maxiter, name)
     B = x0.shape[0]
-    z, best = x0, x0
+    z, best, best_f = x0, x0, None
     best_r = torch.full((B,), math.inf, device=x0.device, dtype=torch.promote_types(x0.dtype, torch.float32))
     conv = torch.zeros(B, dtype=torch.bool, device=x0.device)
     active, bad = ~conv, conv.clone()
@@ -84,14 +85,17 @@ def _iterate(name:str, f:Callable, x0:Tensor, step:Callable, atol, rtol, maxiter
         hist.append(torch.where(active, r, best_r))
         nf = _norms(fz)
         done = active & torch.isfinite(r) & torch.isfinite(nf) & (r <= atol + rtol * nf)  # an overflowing ‖f(z)‖ proves nothing
-        take = done | (active & (r < best_r))     # NaN compares False: a non-finite residual is never taken
-        best = torch.where(_bview(take, z), z, best)
+        take = done | (r < best_r)                # NaN compares False: a non-finite residual is never taken
+        if bool(take.all()): best, best_f = z, fz  # no copy while every sample improves
+        else: best, best_f = torch.where(_bview(take, z), z, best), torch.where(_bview(take, z), fz, fz if best_f is None else best_f)
         best_r = torch.where(take, r, best_r)
         conv = conv | done
-        bad = bad | (active & ~torch.isfinite(r))
+        bad = bad | ~torch.isfinite(r)
         active = active & ~done & torch.isfinite(r)
         if not bool(active.any()): break
-        z = torch.where(_bview(active, z), step(z, fz, g, active), z)
+        # converged samples go on improving while others run: f is evaluated on the whole batch anyway, and each keeps its best
+        moving = ~bad
+        z = step(z, fz, g, active) if bool(moving.all()) else torch.where(_bview(moving, z), step(z, fz, g, active), z)
     n = len(hist)
     if not bool(conv.all()):
         miss = ~conv
@@ -101,7 +105,7 @@ def _iterate(name:str, f:Callable, x0:Tensor, step:Callable, atol, rtol, maxiter
                               f'(worst residual {worst:.3g}; asked atol={atol:g} + rtol={rtol:g}·‖f(z)‖){extra}',
                               hint='Increase `maxiter` or loosen `atol`/`rtol`; if the residual does not decrease, check that f '
                                    'is a contraction (Lipschitz constant < 1).', throw=throw, stacklevel=4)
-    return SolverResult(best, n, best_r, conv, n, torch.stack(hist) if hist else best_r[None])
+    return SolverResult(best, n, best_r, conv, n, torch.stack(hist) if hist else best_r[None], best_f)
 
 # %% ../nbs/api/05_solvers.ipynb #6de97deb
 def fixed_point(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ...), acting on each sample independently
@@ -131,25 +135,35 @@ def anderson(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ..
     if not isinstance(m, int) or isinstance(m, bool) or m < 0: raise ValueError(f'anderson: expected m to be an int >= 0, but got m={m!r}.')
     if not lam >= 0: raise ValueError(f'anderson: expected lam >= 0, but got lam={lam!r}.')
     if not 0 < beta <= 1: raise ValueError(f'anderson: expected beta in (0, 1], but got beta={beta!r}.')
-    dX, dG, prev = [], [], []
+    st, prev = dict(k=0, DX=None, DG=None, dX=[], dG=[]), []  # the last m differences: rows of (batch, m, n) buffers, overwritten in turn
     def step(z, fz, g, active):
         zf, gf = _flat(z), _flat(g)
-        if prev:
-            dX.append(zf - prev[0]); dG.append(gf - prev[1])
-            if len(dX) > m: dX.pop(0); dG.pop(0)
+        taped = torch.is_grad_enabled() and (zf.requires_grad or gf.requires_grad)  # differentiated through: no in-place buffers
+        if prev and m > 0:
+            if taped:
+                st['dX'].append(zf - prev[0]); st['dG'].append(gf - prev[1])
+                if len(st['dX']) > m: st['dX'].pop(0); st['dG'].pop(0)
+            else:
+                if st['DX'] is None: st['DX'], st['DG'] = zf.new_empty(zf.shape[0], m, zf.shape[1]), zf.new_empty(zf.shape[0], m, zf.shape[1])
+                i = st['k'] % m  # least squares do not care about the order of the differences
+                torch.sub(zf, prev[0], out=st['DX'][:, i]); torch.sub(gf, prev[1], out=st['DG'][:, i])
+            st['k'] += 1
         prev[:] = [zf, gf]
-        if not dX: return z + beta * g
+        j = min(st['k'], m)
+        if not j: return z + beta * g
         wd = torch.promote_types(z.dtype, torch.float32)
-        DX, DG = torch.stack(dX, -1), torch.stack(dG, -1)             # (B, n, k)
+        if taped: DX, DG = torch.stack(st['dX'], 1), torch.stack(st['dG'], 1)  # (B, k, n)
+        else: DX, DG = st['DX'][:, :j], st['DG'][:, :j]             # (B, k, n) views: nothing stacked
         DGw = DG.to(wd)
-        H = DGw.mT @ DGw                                              # (B, k, k)
+        H = DGw @ DGw.mT                                              # (B, k, k)
         s = H.diagonal(dim1=-2, dim2=-1).amax(-1)                     # (B,)
         reg = lam * s + torch.finfo(wd).tiny
         H = H + reg[:, None, None] * torch.eye(H.shape[-1], dtype=wd, device=z.device)
-        gamma, info = torch.linalg.solve_ex(H, (DGw.mT @ gf.to(wd)[..., None]).squeeze(-1))
+        gamma, info = torch.linalg.solve_ex(H, (DGw @ gf.to(wd)[..., None]).squeeze(-1))
         ok = (info == 0) & torch.isfinite(gamma).all(-1)
-        gamma = torch.where(ok[:, None], gamma, torch.zeros_like(gamma)).to(z.dtype)
-        return (zf + beta * gf - ((DX + beta * DG) @ gamma[..., None]).squeeze(-1)).reshape(z.shape)
+        gamma = torch.where(ok[:, None], gamma, torch.zeros_like(gamma)).to(z.dtype)[:, None, :]  # (B, 1, k)
+        out = torch.baddbmm(zf[:, None], gamma, DX, alpha=-1)[:, 0]  # z − ΔX γ
+        return out.add_(torch.baddbmm(gf[:, None], gamma, DG, alpha=-1)[:, 0], alpha=beta).reshape(z.shape)  # + β(g − ΔG γ)
     return _iterate('anderson', f, x0, step, atol, rtol, maxiter, throw)
 
 # %% ../nbs/api/05_solvers.ipynb #1e7016c6

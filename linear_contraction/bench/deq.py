@@ -13,12 +13,16 @@ from typing import Callable
 import torch
 from torch import nn, Tensor
 from ..checks import ConvergenceWarning
-from ..solvers import anderson, fixed_point
-from ..deq import DEQFixedPoint
+from ..solvers import anderson, broyden, fixed_point
+from ..deq import DEQFixedPoint, PhantomGradient, fixed_point_correction
+from ..contraction import LinearContraction
+from ..activations import MaxMin
+import torch.nn.functional as F
 from .core import caption, machine, median_interleaved, progress, save_figure, save_results
 
 # %% auto #0
-__all__ = ['bench_cell', 'peak_bytes', 'flat_grad', 'compare_torchdeq', 'benchmark']
+__all__ = ['DIGITS_VARIANTS', 'bench_cell', 'peak_bytes', 'flat_grad', 'digits_data', 'DigitsCell', 'DigitsDEQ', 'fit_digits',
+           'digits_rows', 'digits_table', 'compare_torchdeq', 'benchmark']
 
 # %% ../../nbs/bench/05_deq.ipynb #b5d8a6af
 def bench_cell(n:int, # hidden size
@@ -37,9 +41,14 @@ def bench_cell(n:int, # hidden size
         def forward(self, z, x): return torch.tanh(self.lin(z) + x)
     return Cell()
 
-def peak_bytes(fn:Callable) -> int:
+def peak_bytes(fn:Callable, # the work to measure
+               before:Callable|None=None, # run first, outside the measurement (e.g. `zero_grad`: free what the last run left)
+              ) -> int:
     "Peak of CPU bytes allocated (net of frees) while `fn()` runs, from the torch profiler's allocation events."
+    import gc
     from torch.profiler import profile, ProfilerActivity
+    if before is not None: before()
+    gc.collect()  # what is freed inside must have been allocated inside: a free of an older block would read as a negative
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof: fn()
     evs = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == '[memory]'), key=lambda e: e.start_ns())
     live = peak = 0
@@ -50,11 +59,107 @@ def flat_grad(module:nn.Module) -> Tensor:
     "All parameter gradients of `module` as one float64 vector."
     return torch.cat([p.grad.reshape(-1).double() for p in module.parameters()])
 
+# %% ../../nbs/bench/05_deq.ipynb #8a7be7eb
+def digits_data() -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    "scikit-learn's digits scaled to [0, 1], the stratified 1 347 / 450 split (seed 0): Xtr, ytr, Xte, yte."
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    d = load_digits()
+    X, y = torch.tensor(d.data/16, dtype=torch.float32), torch.tensor(d.target)
+    tr, te = train_test_split(range(len(y)), test_size=450, stratify=d.target, random_state=0)
+    return X[tr], y[tr], X[te], y[te]
+
+class DigitsCell(nn.Module):
+    "f(z, u) = MaxMin(W_c z + u): a contraction in z with constant 0.9 when W_c is a LinearContraction."
+    def __init__(self, h:int, constrained:bool=True):
+        super().__init__()
+        self.lin, self.act = (LinearContraction(h, h, c=0.9, bias=False) if constrained else nn.Linear(h, h, bias=False)), MaxMin()
+    def forward(self, z:Tensor, u:Tensor) -> Tensor: return self.act(self.lin(z) + u)
+
+class DigitsDEQ(nn.Module):
+    "Encoder, equilibrium of MaxMin(W_c z + u) (this package's DEQFixedPoint, or torchdeq's), linear head; records solver steps."
+    def __init__(self, h:int=128, constrained:bool=True, backward='implicit', engine:str='linear_contraction',
+                 keep_states:int=0, seed:int=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.enc, self.head, self.engine = nn.Linear(64, h), nn.Linear(h, 10), engine
+        self.cell = DigitsCell(h, constrained)
+        self.steps = dict(fwd=0, bwd=0)
+        if engine == 'linear_contraction':
+            self.deq = DEQFixedPoint(self.cell, solver='anderson', atol=1e-4, rtol=0, maxiter=100, backward=backward, keep_states=keep_states)
+        else:
+            import torchdeq
+            self.deq = torchdeq.get_deq(f_solver='anderson', b_solver='anderson', f_max_iter=100, b_max_iter=100,
+                                        f_tol=1e-4, b_tol=1e-4, f_stop_mode='abs', b_stop_mode='abs', ift=True)
+    def forward(self, x:Tensor) -> tuple[Tensor, Tensor]: # (logits, u)
+        u = self.enc(x)
+        if self.engine == 'linear_contraction':
+            z = self.deq(u); self.steps.update(fwd=self.deq.stats.forward_steps)
+        else:
+            zs, info = self.deq(lambda z: self.cell(z, u), torch.zeros_like(u), backward_writer=lambda i: self.steps.update(bwd=int(i['nstep'].max())))
+            z = zs[-1]; self.steps.update(fwd=int(info['nstep'].max()))
+        return self.head(z), u
+    def loss(self, x:Tensor, y:Tensor, correction:bool=False) -> Tensor:
+        logits, u = self(x)
+        loss = F.cross_entropy(logits, y)
+        if correction: loss = loss + fixed_point_correction(self.cell, u, self.deq.states, lambda z: F.cross_entropy(self.head(z), y))
+        return loss
+    def backward_steps(self) -> int:
+        return self.deq.stats.backward_steps if self.engine == 'linear_contraction' else self.steps['bwd']
+
+def fit_digits(net:DigitsDEQ, data:tuple, epochs:int=20, lr:float=2e-3, batch:int=64, correction:bool=False) -> list[dict]:
+    "Train; per epoch: seconds, test accuracy, mean forward and backward solver steps."
+    Xtr, ytr, Xte, yte = data
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    g, log = torch.Generator().manual_seed(0), []
+    for _ in range(epochs):
+        net.train()
+        perm, fwd, bwd = torch.randperm(len(ytr), generator=g), [], []
+        t0 = time.perf_counter()
+        for i in range(0, len(perm), batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad(); net.loss(Xtr[idx], ytr[idx], correction).backward(); opt.step()
+            fwd.append(net.steps['fwd']); bwd.append(net.backward_steps())
+        sec = time.perf_counter() - t0
+        net.eval()
+        with torch.no_grad(): acc = (net(Xte)[0].argmax(1) == yte).float().mean().item()
+        log.append(dict(sec=sec, acc=acc, fwd=sum(fwd)/len(fwd), bwd=sum(bwd)/len(bwd)))
+    return log
+
+DIGITS_VARIANTS = {'implicit': dict(), 'phantom (k=5, τ=0.5)': dict(backward=PhantomGradient(5, 0.5)),
+                   'implicit + fixed-point correction': dict(keep_states=4, correction=True),
+                   'unconstrained cell, implicit': dict(constrained=False), 'torchdeq, implicit': dict(engine='torchdeq')}
+
+def digits_rows(epochs:int=20, variants:dict=DIGITS_VARIANTS) -> list[dict]:
+    "Train every variant on the digits; accuracy, s/epoch, solver steps (first and last epoch), peak memory of one step."
+    data = digits_data()
+    rows = []
+    for name, kw in progress(list(variants.items()), 'digits DEQ'):
+        kw = dict(kw); corr = kw.pop('correction', False)
+        net = DigitsDEQ(**kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', ConvergenceWarning)  # a solve at the step limit shows as 100 in the step columns
+            log = fit_digits(net, data, epochs, correction=corr)
+            xb, yb = data[0][:64], data[1][:64]
+            peak = peak_bytes(lambda: net.loss(xb, yb, corr).backward(), net.zero_grad)
+        rows.append(dict(variant=name, acc=log[-1]['acc'], best_acc=max(r['acc'] for r in log), sec_per_epoch=sum(r['sec'] for r in log)/len(log),
+                         fwd_first=log[0]['fwd'], fwd_last=log[-1]['fwd'], bwd_first=log[0]['bwd'], bwd_last=log[-1]['bwd'],
+                         peak_MiB=peak/2**20, log=log))
+    return rows
+
+def digits_table(rows:list[dict]) -> str:
+    "The digits rows as a table."
+    lines = [f"{'variant':36} {'test acc':>8} {'s/epoch':>8} | {'fwd steps first→last':>20} {'bwd steps first→last':>20} | {'peak MiB':>8}"]
+    for r in rows:
+        lines.append(f"{r['variant']:36} {r['acc']:8.3f} {r['sec_per_epoch']:8.2f} | {r['fwd_first']:9.1f} → {r['fwd_last']:<8.1f} "
+                     f"{r['bwd_first']:9.1f} → {r['bwd_last']:<8.1f} | {r['peak_MiB']:8.2f}")
+    return '\n'.join(lines)
+
 # %% ../../nbs/bench/05_deq.ipynb #492f199b
 def compare_torchdeq(n:int=64, # hidden size
                      batch:int=64, # batch size
                      c:float=0.9, # ‖W‖₂ of the cell
-                     solver:str='anderson', # 'anderson' (memory 6 in both) or 'fixed_point' (torchdeq: 'fixed_point_iter')
+                     solver:str='anderson', # 'anderson' (memory 6 in both), 'fixed_point' (torchdeq: 'fixed_point_iter') or 'broyden' (every update kept, both)
                      tol:float=1e-4, # absolute per-sample tolerance on ‖f(z) − z‖₂, forward and backward, in both
                      reps:int=7, # timed repeats (interleaved), the median is reported
                      maxiter:int=500, # step limit of both, forward and backward
@@ -66,10 +171,10 @@ def compare_torchdeq(n:int=64, # hidden size
     cell = bench_cell(n, c, seed)
     g = torch.Generator().manual_seed(seed + 1)
     x = torch.randn(batch, n, generator=g); w = torch.randn(batch, n, generator=g)
-    ours_solver = partial(anderson, m=6) if solver == 'anderson' else fixed_point
+    ours_solver = {'anderson': partial(anderson, m=6), 'fixed_point': fixed_point, 'broyden': broyden}[solver]
+    td_solver = {'anderson': 'anderson', 'fixed_point': 'fixed_point_iter', 'broyden': 'broyden'}[solver]
     ours = DEQFixedPoint(cell, solver=ours_solver, atol=tol, rtol=0, maxiter=maxiter)
-    td = torchdeq.get_deq(f_solver='anderson' if solver == 'anderson' else 'fixed_point_iter',
-                          b_solver='anderson' if solver == 'anderson' else 'fixed_point_iter',
+    td = torchdeq.get_deq(f_solver=td_solver, b_solver=td_solver,
                           f_max_iter=maxiter, b_max_iter=maxiter, f_tol=tol, b_tol=tol, f_stop_mode='abs', b_stop_mode='abs', ift=True)
     td.train()
     td_b = {}
@@ -91,7 +196,7 @@ def compare_torchdeq(n:int=64, # hidden size
         times = median_interleaved({'ours': timer(run_ours), 'torchdeq': timer(run_td)}, 1, reps)
         run_ours(); g_ours = flat_grad(cell); st = ours.stats
         run_td(); g_td = flat_grad(cell)
-        mem_ours, mem_td = (peak_bytes(run_ours), peak_bytes(run_td)) if memory else (math.nan, math.nan)
+        mem_ours, mem_td = (peak_bytes(run_ours, cell.zero_grad), peak_bytes(run_td, cell.zero_grad)) if memory else (math.nan, math.nan)
     ref_cell = bench_cell(n, c, seed, torch.float64)                   # float64 reference gradient
     ref = DEQFixedPoint(ref_cell, solver='anderson', atol=1e-12, rtol=0, maxiter=5000, throw=True)
     (w.double() * ref(x.double())).sum().backward()
@@ -114,7 +219,7 @@ def benchmark(quick:bool=False, # one small size and 3 repeats: a smoke run of a
     "DEQFixedPoint vs torchdeq 0.1.0 on the same cell and tolerance: time, steps, memory, gradients; prints a table."
     import matplotlib.pyplot as plt
     configs = ([(64, 'anderson'), (64, 'fixed_point')] if quick else
-               [(n, s) for s in ('anderson', 'fixed_point') for n in (32, 128, 512)])
+               [(n, s) for s in ('anderson', 'fixed_point', 'broyden') for n in (32, 128, 512)])
     reps = 3 if quick else 11
     rows = [compare_torchdeq(n=n, batch=64, solver=s, reps=reps) for n, s in progress(configs, 'deq benchmark')]
     print(f'f(z, x) = tanh(Wz + x), ‖W‖₂ = 0.9, batch 64, float32, atol 1e-4 fwd and bwd, median of {reps} interleaved repeats; {machine()}')
@@ -125,7 +230,9 @@ def benchmark(quick:bool=False, # one small size and 3 repeats: a smoke run of a
         print(f"{r['solver']:12} {r['n']:4d} | {r['ours_ms']:8.2f} {r['torchdeq_ms']:8.2f} {r['time_ratio']:6.2f} | "
               f"{r['ours_fwd_steps']:4d}/{r['torchdeq_fwd_steps']:<4d} {r['ours_bwd_steps']:4d}/{r['torchdeq_bwd_steps']:<4d} | "
               f"{r['ours_peak_MB']:8.2f}/{r['torchdeq_peak_MB']:<8.2f} | {r['grad_rel_diff']:9.1e} {r['ours_grad_err']:9.1e} {r['torchdeq_grad_err']:9.1e}")
-    save_results(out, 'deq', rows=rows)
+    dig = digits_rows(epochs=2 if quick else 20)
+    print(f'\nDigits DEQ (Anderson, atol 1e-4, {2 if quick else 20} epochs; {machine()})\n{digits_table(dig)}')
+    save_results(out, 'deq', rows=rows, digits=[{k: v for k, v in r.items() if k != "log"} for r in dig])
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, s in enumerate(dict.fromkeys(r['solver'] for r in rows)):
         rs = [r for r in rows if r['solver'] == s]

@@ -12,7 +12,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['MODES', 'check_mode', 'check_c', 'cache_hit', 'track', 'new_token', 'Constraint']
+__all__ = ['MODES', 'check_mode', 'check_c', 'cache_hit', 'track', 'new_token', 'certifiers', 'Constraint']
 
 # %% ../nbs/api/03c_constraint.ipynb #dae3e84f
 MODES = ('clip', 'normalize')  # torch's spelling; 'normalise' is accepted as the same mode
@@ -73,6 +73,12 @@ _TOKENS = itertools.count(1)
 def new_token() -> int:
     "A fresh integer naming one constraint's certifier: compiled and exported graphs carry it as a constant."
     return next(_TOKENS)
+
+_CERTIFIERS: dict[str, dict] = {}
+
+def certifiers(kind:str) -> dict:
+    "The token → certifier map of one kind of constraint ('matrix', 'conv'): one dict however often the code defining the kind runs."
+    return _CERTIFIERS.setdefault(kind, {})  # a notebook re-running a constraint's cells registers its operator again: both must see one map
 
 class Constraint(nn.Module):
     "What every constraint shares: checked settings, a certifier found by token, re-certification on change, weight assignment."

@@ -14,7 +14,7 @@ from .checks import check_finite, report_nonconvergence
 from .certify import U64
 from .conv import ConvGeometry, padding_gain
 from .conv_norm import all_sizes_certificate, size_certificate, sup_direction
-from .constraint import Constraint, cache_hit
+from .constraint import Constraint, cache_hit, certifiers
 
 # %% auto #0
 __all__ = ['SIZES', 'conv_sizes', 'ConvCertifier', 'ConvConstraint']
@@ -100,7 +100,7 @@ class ConvCertifier:
         self.bound = bound
         self.routes[route] += 1
 
-_CONV_REGISTRY: dict[int, ConvCertifier] = {}
+_CONV_REGISTRY = certifiers('conv')  # token -> certifier, as for matrices
 
 @torch.library.custom_op('linear_contraction::certify_conv', mutates_args=())
 def _certify_conv(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:bool, geometry:str, sizes:list[int]) -> tuple[Tensor, Tensor]:

@@ -13,7 +13,7 @@ import torch.autograd.forward_ad as _fw_ad
 from .checks import check_finite
 from .certify import certified_spectral_bound, shift_certificate, U64
 from .spectral import block_top
-from .constraint import Constraint, cache_hit
+from .constraint import Constraint, cache_hit, certifiers
 
 # %% auto #0
 __all__ = ['MatrixCertifier', 'MatrixConstraint']
@@ -119,7 +119,7 @@ class MatrixCertifier:
         self.routes[route] += 1
 
 # %% ../nbs/api/03d_matrix_constraint.ipynb #59a38f3d
-_REGISTRY: dict[int, MatrixCertifier] = {}  # token -> certifier: how a compiled or exported graph finds a layer's state
+_REGISTRY = certifiers('matrix')  # token -> certifier: how a compiled or exported graph finds a layer's state
 
 @torch.library.custom_op('linear_contraction::certify', mutates_args=())
 def _certify(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:bool) -> tuple[Tensor, Tensor, Tensor]:

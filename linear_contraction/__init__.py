@@ -7,7 +7,7 @@ Modules:
 __version__ = "0.0.1"
 
 # The public API: what a user of the layers needs. Everything else is reachable by its module path
-# (`linear_contraction.spectral`, `.certify`, `.conv`, `.conv_norm`, `.constraint`, `.matrix_constraint`, `.conv_constraint`,
+# (`linear_contraction.spectral`, `.certify`, `.conv`, `.conv_norm`, `.constraint`, `.matrix_constraint`, `.conv_constraint`, `.orthogonal`,
 # `.contraction`, `.solvers`, `.linsolve`, `.iresnet`, `.deq`, `.autograd`, `.checks`) and documented there. Benchmarks live in `linear_contraction.bench`, which this package never imports.
 from .checks import ConvergenceWarning, ConvergenceError
 from .spectral import spectral_norm, singular_triplet

@@ -121,7 +121,12 @@ class Constraint(nn.Module):
                 check_data:bool=False, # compare values too (catches writes through `.data`)
                ) -> tuple:
         "Certify `W` if it changed (eagerly) and mirror the result in the buffers; returns the certifier's output."
-        if id(W) != self._pid: track(self.cert, W); self._pid = id(W)
+        return self._refresh(W, W, force, check_data)
+
+    def _refresh(self, param:Tensor, # the parameter the optimizer updates (tracked for the optimizer hook)
+                 W:Tensor, # what is certified: the parameter, or a map of it computed afresh (e.g. its orthogonalisation)
+                 force:bool, check_data:bool) -> tuple:
+        if id(param) != self._pid: track(self.cert, param); self._pid = id(param)
         n_before = sum(self.cert.routes.values()) - self.cert.routes['cached']
         out = self._certify(W, check_data, force)
         if sum(self.cert.routes.values()) - self.cert.routes['cached'] != n_before:

@@ -14,6 +14,7 @@ from torch.nn.utils import parametrize
 from .conv import geometry_of
 from .constraint import Constraint, check_c
 from .matrix_constraint import MatrixConstraint
+from .orthogonal import OrthogonalConstraint
 from .conv_constraint import ConvConstraint, conv_sizes
 
 # %% auto #0
@@ -26,7 +27,7 @@ class LinearContraction(nn.Module):
                  out_features:int, # size of each output sample
                  bias:bool=True, # learn an additive bias
                  *, c:float=1.0, # the Lipschitz bound: σ_max(W_eff) ≤ c
-                 mode:str='clip', # 'clip' (weights inside the ball untouched) or 'normalize' (σ_max(W_eff) = c)
+                 mode:str='clip', # 'clip' (weights inside the ball untouched), 'normalize' (σ_max(W_eff) = c) or 'orthogonal' (every σ near c)
                  rtol:float=5e-5, # tightness of the certified bound used for the scale
                  device=None, dtype=None):
         super().__init__()
@@ -35,7 +36,9 @@ class LinearContraction(nn.Module):
         self.in_features, self.out_features, self.c = in_features, out_features, c
         self.weight = lin.weight
         self.bias = lin.bias
-        self.constraint = MatrixConstraint(self.weight, c, mode, rtol, f'{type(self).__name__}.weight')
+        name = f'{type(self).__name__}.weight'
+        self.constraint = (OrthogonalConstraint(self.weight, c, rtol, name) if mode == 'orthogonal' else
+                           MatrixConstraint(self.weight, c, mode, rtol, name))
 
     def effective_weight(self) -> Tensor: # (out_features, in_features)
         "The weight the forward uses, W·scale."
@@ -62,7 +65,7 @@ class LinearContraction(nn.Module):
 def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or an nn.Conv1d / nn.Conv2d
                 name:str='weight', # the parameter to constrain
                 *, c:float=1.0, # the bound σ_max(W_eff) ≤ c
-                mode:str='clip', # 'clip' or 'normalize' ('normalise' accepted)
+                mode:str='clip', # 'clip', 'normalize' ('normalise' accepted), or 'orthogonal' (matrices: every singular value near c)
                 rtol:float|None=None, # tightness of the certified bound (None: 5e-5 for matrices, 1e-3 for convolutions)
                 sizes='seen', # convolutions: 'seen' (the input sizes it is called with, each proven before use), 'all', or sizes to start with
                ) -> nn.Module:
@@ -76,6 +79,9 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
     label = f'{type(module).__name__}.{name}'
     if isinstance(module, nn.modules.conv._ConvNd) and name == 'weight':  # the operator norm of the convolution, at the sizes in force
         geo = geometry_of(module)  # a clear error for transposed and 3-D convolutions
+        if mode == 'orthogonal':
+            raise ValueError(f"mode='orthogonal' is available for matrices (nn.Linear, 2-D weights); {label} is a convolution, whose "
+                             "orthogonal constraint is not implemented yet. Use mode='normalize' (σ_max = c, proven) for convolutions.")
         p = ConvConstraint(W, geo, c, mode, 1e-3 if rtol is None else rtol, label, conv_sizes(sizes, geo))
         parametrize.register_parametrization(module, name, p)
         p._hook = module.register_forward_pre_hook(p._see)
@@ -86,7 +92,9 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
         raise ValueError(f'contraction() supports 2-D weights (linear maps) and the kernels of nn.Conv1d/nn.Conv2d, but {label} has '
                          f'shape {tuple(W.shape)}. A kernel inside another module needs the operator norm of its convolution, not '
                          'of the kernel: use an nn.Conv1d/nn.Conv2d, or reshape explicitly if you mean the flattened kernel.')
-    parametrize.register_parametrization(module, name, MatrixConstraint(W, c, mode, 5e-5 if rtol is None else rtol, label))
+    p = (OrthogonalConstraint(W, c, 5e-5 if rtol is None else rtol, label) if mode == 'orthogonal' else
+         MatrixConstraint(W, c, mode, 5e-5 if rtol is None else rtol, label))
+    parametrize.register_parametrization(module, name, p)
     return module
 
 def remove_contraction(module:nn.Module, # a module constrained by `contraction`

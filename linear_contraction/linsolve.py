@@ -1,4 +1,4 @@
-"""The closed-form forward and reverse derivatives of x = solve(A, b), checked against JAX and `torch.func`: the identity under every implicit backward in this package.
+"""The closed-form forward and reverse derivatives of x = solve(A, b), checked against JAX and `torch.func`: the identity the implicit backwards of this package (DEQ adjoint, iResNet inverse) rest on, which they solve matrix-free by fixed-point iteration of VJPs instead of calling it.
 
 Docs: https://linear-contraction.github.io/linear_contraction/api/linsolve.html.md"""
 

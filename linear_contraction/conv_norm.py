@@ -11,15 +11,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 import torch.nn.functional as F
-from .checks import check_finite
+from .checks import check_finite, report_nonconvergence
 from .certify import U64, U32, gamma, certified_spectral_bound
 from .spectral import block_top
 from .conv import (ConvGeometry, conv_geometry, output_size, check_size, index_counts, padding_gain, conv_apply,
                                      conv_matrix)
 
 # %% auto #0
-__all__ = ['MATRIX_MAX', 'SymbolMax', 'ConvBound', 'certified_conv_bound', 'ConvNorm', 'conv_spectral_norm',
-           'all_sizes_certificate', 'sup_direction', 'size_certificate']
+__all__ = ['MATRIX_MAX', 'SymbolMax', 'ConvBound', 'certified_conv_bound', 'conv_spectral_norm', 'all_sizes_certificate',
+           'sup_direction', 'size_certificate']
 
 # %% ../nbs/api/03b_conv_norm.ipynb #b4bbfc60
 def _taps(geo:ConvGeometry): # yields (tap index, phase index, offset index), one entry per spatial dimension each
@@ -395,12 +395,6 @@ def certified_conv_bound(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d
     return ConvBound(up, r.estimate*sc, 'grid', gain, r.points, up <= gain*r.estimate*sc*(1 + rtol))
 
 # %% ../nbs/api/03b_conv_norm.ipynb #720b0a9a
-class ConvNorm(NamedTuple):
-    "The operator norm of a convolution on one input size, differentiable in the weight."
-    sigma: Tensor  # () σ_max of the operator, in the weight's dtype, with the weight's autograd graph
-    rtol: float  # reported accuracy: relative (FFT: the eigensolver's; Krylov: the top Ritz pair's relative residual)
-    method: str  # 'fft' (circular padding, exact) or 'krylov'
-
 def _fold(Wp:Tensor, grid:tuple) -> Tensor: # (g, m, n, *grid): taps wrapped onto a periodic grid (long kernels alias)
     out = Wp
     for i, n in enumerate(grid):
@@ -415,7 +409,8 @@ def conv_spectral_norm(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d o
                        *, stride=1, padding=0, dilation=1, groups:int=1, padding_mode:str='zeros',
                        rtol:float=1e-8, # Krylov: stop at this relative residual of the top Ritz pair
                        maxiter:int=500, # Krylov: restarts at most
-                      ) -> ConvNorm:
+                       throw:bool=False, # raise `ConvergenceError` instead of warning when Krylov misses `rtol`
+                      ) -> Tensor: # () σ_max, in the weight's dtype, differentiable in the weight (as `spectral_norm`'s result)
     "σ_max of the convolution on inputs of `input_size`: by FFT where exact (circular padding), by block Krylov otherwise."
     geo = conv_geometry(weight, stride, padding, dilation, groups, padding_mode)
     size = check_size(geo, input_size)
@@ -435,7 +430,7 @@ def conv_spectral_norm(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d o
             omega = (idx*2*math.pi/torch.tensor(grid, dtype=torch.float64))[None]
         Kw = _symbol(_polyphase(w64, geo, crop=False), omega)[gi, 0]  # with the weight's graph: linear in the weight
         sigma = torch.real(u[i].conj_physical() @ Kw @ v[i])  # = σ_max; its gradient is Re(ū vᵀ e^{iω·q}) mapped back to the taps
-        return ConvNorm(sigma.to(weight.dtype), 1e-12, 'fft')
+        return sigma.to(weight.dtype)
     n_in = geo.in_channels*math.prod(size)
     wd = w64.detach()
     def op(X): # (n_in, b) -> AᵀA X
@@ -450,7 +445,10 @@ def conv_spectral_norm(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d o
     x = v.reshape(1, geo.in_channels, *size)
     with torch.no_grad(): y = conv_apply(x, wd, geo); u = y/torch.linalg.vector_norm(y).clamp_min(1e-300)
     sigma = (u*conv_apply(x, w64, geo)).sum()  # uᵀ A(w) v: value σ̂, gradient u vᵀ mapped to the kernel
-    return ConvNorm(sigma.to(weight.dtype), float(res), 'krylov')
+    if not float(res) <= rtol:
+        report_nonconvergence('conv_spectral_norm (block Krylov)', f"the top Ritz pair's relative residual {float(res):.3g} > rtol={rtol:g} "
+                              f'after {maxiter} restarts', 'Increase `maxiter` or loosen `rtol`.', throw=throw)
+    return sigma.to(weight.dtype)
 
 # %% ../nbs/api/03b_conv_norm.ipynb #0ada8460
 def all_sizes_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any floating dtype

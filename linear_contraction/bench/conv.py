@@ -58,7 +58,7 @@ def tightness(c:int=16, # channels
     for mode in ('zeros', 'circular'):
         every = certified_conv_bound(w, padding=1, padding_mode=mode).upper
         for N in progress(sizes, f'tightness ({mode})'):
-            truth = conv_spectral_norm(w, (N, N), padding=1, padding_mode=mode, rtol=1e-9).sigma.item()
+            truth = conv_spectral_norm(w, (N, N), padding=1, padding_mode=mode, rtol=1e-9).item()
             b = certified_conv_bound(w, padding=1, padding_mode=mode, input_size=(N, N))
             rows.append(dict(mode=mode, N=N, truth=truth, size_bound=b.upper, method=b.method, all_sizes=every))
     return rows
@@ -126,7 +126,7 @@ def used_sigma(layer:nn.Conv2d, # a (parametrized) Conv2d
         W = layer.weight.detach().double()
     g = geometry_of(layer)
     kw = dict(stride=g.stride, padding=[a for a, _ in g.pads], dilation=g.dilation, groups=g.groups, padding_mode=g.padding_mode)
-    est = conv_spectral_norm(W, x.shape[2:], rtol=rtol, maxiter=maxiter, **kw).sigma.item()
+    est = conv_spectral_norm(W, x.shape[2:], rtol=rtol, maxiter=maxiter, **kw).item()
     return est, certified_conv_bound(W, input_size=x.shape[2:], **kw).upper
 
 def amplify(c:int, N:int, batch:int, seed:int=1) -> tuple[Tensor, Tensor]:

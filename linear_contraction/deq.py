@@ -62,7 +62,7 @@ class _ImplicitBackward(torch.autograd.Function):
     def backward(ctx, w:Tensor):
         if torch.is_grad_enabled():
             raise RuntimeError('DEQFixedPoint: the implicit backward is first-order only (create_graph=True is not supported). '
-                               'For higher derivatives use backward="one_step" or differentiate an unrolled iteration.')
+                               'For higher derivatives use backward=PhantomGradient(k, tau) or differentiate an unrolled iteration.')
         return ctx.adjoint(w), None
 
 # %% ../nbs/api/08_deq.ipynb #187e4780
@@ -109,7 +109,7 @@ class DEQFixedPoint(nn.Module):
                  atol:float|None=None, # forward: absolute tolerance on ‖f(z) − z‖₂ per sample (None: solver default by dtype)
                  rtol:float|None=None, # forward: relative tolerance, times ‖f(z)‖₂ (None: solver default by dtype)
                  maxiter:int|None=None, # forward: most evaluations of f (None: solver default by dtype)
-                 backward:str|PhantomGradient='implicit', # 'implicit' (exact), 'one_step' (g ≈ w), or a `PhantomGradient`
+                 backward:str|PhantomGradient='implicit', # 'implicit' (exact) or a `PhantomGradient` (PhantomGradient(1, 1): the one-step g ≈ w)
                  b_solver:str|Callable|None=None, # solver of the adjoint fixed point (default: `solver`)
                  b_atol:float|None=None, # backward tolerances and step limit (default: the forward ones)
                  b_rtol:float|None=None,
@@ -124,8 +124,9 @@ class DEQFixedPoint(nn.Module):
         self.keep_states, self.states = keep_states, []
         if not isinstance(f, nn.Module): raise TypeError(f'Expected f to be an nn.Module computing f(z, x), but got {type(f).__name__}. '
                                                           'Wrap a function in a Module so that its parameters are registered.')
-        if not isinstance(backward, PhantomGradient) and backward not in ('implicit', 'one_step'):
-            raise ValueError(f"Expected backward to be 'implicit', 'one_step' or a PhantomGradient, but got backward={backward!r}.")
+        if not isinstance(backward, PhantomGradient) and backward != 'implicit':
+            raise ValueError(f"Expected backward to be 'implicit' or a PhantomGradient (the one-step gradient is PhantomGradient(1, 1)), "
+                             f"but got backward={backward!r}.")
         self.f, self.solver, self.b_solver = f, get_solver(solver), get_solver(solver if b_solver is None else b_solver)
         self.atol, self.rtol, self.maxiter, self.backward, self.throw = atol, rtol, maxiter, backward, throw
         self.b_atol = atol if b_atol is None else b_atol
@@ -161,9 +162,9 @@ class DEQFixedPoint(nn.Module):
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.f.parameters()))
         if not needs_grad:
             with torch.no_grad(): return self.f(z_star, x)
-        if self.backward != 'implicit':  # one step, or a phantom gradient: no adjoint solve
+        if self.backward != 'implicit':  # a phantom gradient (one step included): no adjoint solve
             stats.backward_steps = 0
-            return self.f(z_star, x) if self.backward == 'one_step' else self.backward(self.f, z_star, x)
+            return self.backward(self.f, z_star, x)
         zz = z_star.requires_grad_()
         fz = self.f(zz, x)
         def adjoint(w:Tensor) -> Tensor:

@@ -16,7 +16,7 @@ __all__ = ['OrthogonalConstraint']
 
 # %% ../nbs/api/03f_orthogonal.ipynb #216f130c
 class OrthogonalConstraint(MatrixConstraint):
-    "W ↦ c·B_k(W/‖W‖_F)/β: Björck's orthogonalisation, then the certified scale: σ_max ≤ c proven, every singular value near c."
+    "W ↦ c·B_k(W/s)/β: Björck's orthogonalisation, then the certified scale: σ_max ≤ c proven, every singular value near c."
     def __init__(self, weight:Tensor, # (m, n) the weight to constrain
                  c:float=1.0, # the bound on σ_max of the effective weight (its singular values approach c)
                  rtol:float=5e-5, # tightness of the certified scale: σ_max(W_eff) ≥ c/(1 + rtol)
@@ -69,7 +69,7 @@ class OrthogonalConstraint(MatrixConstraint):
         return self._refresh(W, V, force, True)
 
     def forward(self, W:Tensor, # (m, n) the raw weight
-               ) -> Tensor: # (m, n) W_eff = B_k(W/‖W‖_F)·c/β
+               ) -> Tensor: # (m, n) W_eff = B_k(W/s)·c/β
         train = torch.is_grad_enabled() and W.requires_grad
         plain = not train and _fw_ad._current_level < 0 and not (torch.compiler.is_compiling() or torch.jit.is_scripting())
         if plain:  # eval-style forwards reuse W_eff until W changes (in place, by assignment, or by an optimizer step)

@@ -20,6 +20,7 @@ BENCHMARKS = {
     'iresnet': 'linear_contraction.bench.iresnet',          # inverse, implicit backward, flow reconstruction
     'deq': 'linear_contraction.bench.deq',                  # DEQFixedPoint vs torchdeq
     'conv': 'linear_contraction.bench.conv',                # convolution norms, bounds across sizes, contraction(nn.Conv2d) vs peers
+    'flow': 'linear_contraction.bench.flow',                # iResNet density on digits vs normflows RealNVP and Glow
 }
 
 # %% ../../nbs/bench/99_cli.ipynb #81fbcfee

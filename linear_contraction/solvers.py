@@ -187,7 +187,7 @@ def broyden(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ...
         if not j: return -v
         A, B = (st['B'], st['A']) if T else (st['A'], st['B'])
         return -v + torch.bmm(torch.bmm(B[:, :j], v[:, :, None]).transpose(1, 2), A[:, :j])[:, 0]
-    def push(a:Tensor, b:Tensor) -> None:  # add a pair; with memory m the oldest is overwritten (the sum has no order)
+    def push(a:Tensor, b:Tensor, taped:bool) -> None:  # add a pair; with memory m the oldest is overwritten (the sum has no order)
         k, A = st['k'], st['A']
         cap = A.shape[1] if A is not None else 0
         if m is None and k >= cap:  # grow by doubling: memory ∝ the evaluations actually made
@@ -197,10 +197,14 @@ def broyden(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ...
         elif m is not None and A is None:
             st['A'], st['B'] = a.new_zeros(a.shape[0], m, a.shape[1]), a.new_zeros(a.shape[0], m, a.shape[1])
         i = k % m if m is not None else k
-        st['A'][:, i], st['B'][:, i] = a, b
+        if taped:  # differentiated through: new buffers (a buffer a product saved must not change in place)
+            idx = torch.tensor([i], device=a.device)
+            st['A'], st['B'] = st['A'].index_copy(1, idx, a[:, None]), st['B'].index_copy(1, idx, b[:, None])
+        else: st['A'][:, i], st['B'][:, i] = a, b
         st['k'] = k + 1
     def step(z, fz, g, active):
         zf, gf = _flat(z), _flat(g)
+        taped = torch.is_grad_enabled() and (zf.requires_grad or gf.requires_grad)
         if prev:
             dz, dg = zf - prev[0], gf - prev[1]
             Hdg = H(dg)  # afresh: H g carried by rank-one updates drifts, and costs Broyden evaluations on hard problems
@@ -208,9 +212,9 @@ def broyden(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ...
             a, b = (dz - Hdg)/den, H(dz, T=True)
             tiny = torch.finfo(den.dtype).tiny/torch.finfo(den.dtype).eps
             ok = (den.abs() > tiny) & torch.isfinite(a).all(-1, keepdim=True) & torch.isfinite(b).all(-1, keepdim=True)
-            push(torch.where(ok, a, 0.0), torch.where(ok, b, 0.0))
+            push(torch.where(ok, a, 0.0), torch.where(ok, b, 0.0), taped)
             jumped = (_norms(g) > jump*prev[2])[:, None, None]  # the safeguard: clear this sample's memory, take a plain step
-            if bool(jumped.any()): st['A'].masked_fill_(jumped, 0.0); st['B'].masked_fill_(jumped, 0.0)
+            if bool(jumped.any()): st['A'], st['B'] = st['A'].masked_fill(jumped, 0.0), st['B'].masked_fill(jumped, 0.0)
         prev[:] = [zf, gf, _norms(g)]
         d = -H(gf)
         d = torch.where(torch.isfinite(d).all(-1, keepdim=True), d, gf)  # never a non-finite step: the plain one instead

@@ -207,9 +207,10 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     M, cdt = N, N.dtype
     warm = x0 is not None and x0.shape == (g*P, r)
     x = x0.to(cdt) if warm else torch.ones(g*P, r, dtype=cdt, device=M.device)
-    for k in range(1 if warm else 3):  # power steps on −M = H at all points at once: one from the last step's vectors
+    steps = 1 if warm else 3  # power steps on −M = H at all points at once: one from the last step's vectors
+    for k in range(steps):
         y = (M @ x[..., None])[..., 0]  # (a batched product reads every matrix once: as costly as a tenth of the factorisation)
-        if k == 0 or not warm: lam = (-torch.real((x.conj_physical()*y).sum(-1))/(1 if warm else torch.linalg.vector_norm(x, dim=-1).square())).double()  # Rayleigh
+        if k == steps - 1: lam = -torch.real((x.conj_physical()*y).sum(-1)).double()  # Rayleigh quotients: x is a unit vector here
         x = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-30)
     def exact(i): # σ̂², singular vectors at flat index i, from the symbol in float64 (the estimate and the derivative's vectors)
         gi, pi = divmod(i, P)

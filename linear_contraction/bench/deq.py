@@ -165,12 +165,14 @@ def compare_torchdeq(n:int=64, # hidden size
                      maxiter:int=500, # step limit of both, forward and backward
                      seed:int=0, # generator seed for cell and data
                      memory:bool=True, # also measure peak memory (runs the torch profiler once per implementation)
+                     dtype:torch.dtype=torch.float32, # of the cell and the data in both runs (float64 lifts the rounding floor off the gradient errors)
                     ) -> dict:
     "Forward+backward time, solver steps, peak memory and gradients of `DEQFixedPoint` vs torchdeq on one cell."
     import torchdeq
-    cell = bench_cell(n, c, seed)
+    cell = bench_cell(n, c, seed, dtype)
     g = torch.Generator().manual_seed(seed + 1)
-    x = torch.randn(batch, n, generator=g); w = torch.randn(batch, n, generator=g)
+    x = torch.randn(batch, n, generator=g, dtype=torch.float64); w = torch.randn(batch, n, generator=g, dtype=torch.float64)
+    x32, w32 = x.to(dtype), w.to(dtype)
     ours_solver = {'anderson': partial(anderson, m=6), 'fixed_point': fixed_point, 'broyden': broyden}[solver]
     td_solver = {'anderson': 'anderson', 'fixed_point': 'fixed_point_iter', 'broyden': 'broyden'}[solver]
     ours = DEQFixedPoint(cell, solver=ours_solver, atol=tol, rtol=0, maxiter=maxiter)
@@ -179,12 +181,12 @@ def compare_torchdeq(n:int=64, # hidden size
     td.train()
     td_b = {}
     def run_ours():
-        cell.zero_grad(); (w * ours(x)).sum().backward()
+        cell.zero_grad(); (w32 * ours(x32)).sum().backward()
     def run_td():
         cell.zero_grad()
-        z_out, info = td(lambda z: cell(z, x), torch.zeros_like(x), backward_writer=lambda i: td_b.update(nstep=i['nstep']))
+        z_out, info = td(lambda z: cell(z, x32), torch.zeros_like(x32), backward_writer=lambda i: td_b.update(nstep=i['nstep']))
         run_td.f_steps = int(info['nstep'].max())
-        (w * z_out[-1]).sum().backward()
+        (w32 * z_out[-1]).sum().backward()
     def timer(fn):
         def run(k):
             t0 = time.perf_counter()
@@ -199,9 +201,9 @@ def compare_torchdeq(n:int=64, # hidden size
         mem_ours, mem_td = (peak_bytes(run_ours, cell.zero_grad), peak_bytes(run_td, cell.zero_grad)) if memory else (math.nan, math.nan)
     ref_cell = bench_cell(n, c, seed, torch.float64)                   # float64 reference gradient
     ref = DEQFixedPoint(ref_cell, solver='anderson', atol=1e-12, rtol=0, maxiter=5000, throw=True)
-    (w.double() * ref(x.double())).sum().backward()
+    (w * ref(x)).sum().backward()
     g_ref = flat_grad(ref_cell)
-    r = dict(n=n, batch=batch, c=c, solver=solver, tol=tol, reps=reps,
+    r = dict(n=n, batch=batch, c=c, solver=solver, tol=tol, reps=reps, dtype=str(dtype).removeprefix('torch.'),
              ours_ms=1e3 * times['ours'], torchdeq_ms=1e3 * times['torchdeq'],
              ours_fwd_steps=st.forward_steps, torchdeq_fwd_steps=run_td.f_steps,
              ours_bwd_steps=st.backward_steps, torchdeq_bwd_steps=int(td_b['nstep'].max()),
@@ -230,9 +232,16 @@ def benchmark(quick:bool=False, # one small size and 3 repeats: a smoke run of a
         print(f"{r['solver']:12} {r['n']:4d} | {r['ours_ms']:8.2f} {r['torchdeq_ms']:8.2f} {r['time_ratio']:6.2f} | "
               f"{r['ours_fwd_steps']:4d}/{r['torchdeq_fwd_steps']:<4d} {r['ours_bwd_steps']:4d}/{r['torchdeq_bwd_steps']:<4d} | "
               f"{r['ours_peak_MB']:8.2f}/{r['torchdeq_peak_MB']:<8.2f} | {r['grad_rel_diff']:9.1e} {r['ours_grad_err']:9.1e} {r['torchdeq_grad_err']:9.1e}")
+    rows64 = [compare_torchdeq(n=n, batch=64, solver=s, reps=1, memory=False, dtype=torch.float64)
+              for n, s in progress(configs, 'deq gradients, float64')]
+    print('\nGradient error against the float64 reference, the same runs in float64 (no float32 rounding floor)')
+    print(f"{'solver':12} {'n':>4} | {'fwd steps':>9} {'bwd steps':>9} | {'err ours':>9} {'err tdeq':>9} {'ours/tdeq':>9}")
+    for r in rows64:
+        print(f"{r['solver']:12} {r['n']:4d} | {r['ours_fwd_steps']:4d}/{r['torchdeq_fwd_steps']:<4d} {r['ours_bwd_steps']:4d}/{r['torchdeq_bwd_steps']:<4d} | "
+              f"{r['ours_grad_err']:9.3e} {r['torchdeq_grad_err']:9.3e} {r['ours_grad_err'] / r['torchdeq_grad_err']:9.4f}")
     dig = digits_rows(epochs=2 if quick else 20)
     print(f'\nDigits DEQ (Anderson, atol 1e-4, {2 if quick else 20} epochs; {machine()})\n{digits_table(dig)}')
-    save_results(out, 'deq', rows=rows, digits=[{k: v for k, v in r.items() if k != "log"} for r in dig])
+    save_results(out, 'deq', rows=rows, rows_float64=rows64, digits=[{k: v for k, v in r.items() if k != "log"} for r in dig])
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, s in enumerate(dict.fromkeys(r['solver'] for r in rows)):
         rs = [r for r in rows if r['solver'] == s]

@@ -13,6 +13,7 @@ from torch import nn, Tensor
 from torch.autograd import Function
 from .checks import check_floating, check_finite
 from .solvers import SolverResult, get_solver
+from .native import load_native, native_forward, native_inverse
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'BACKWARDS', 'LipSwish', 'contractive_mlp', 'contractive_cnn', 'ResidualInverse', 'residual_inverse',
@@ -173,6 +174,7 @@ class iResNetBlock(nn.Module):
                  linear:Callable|None=None, # layer constructor of the default g (default `LinearContraction`, see `contractive_mlp`)
                  g:nn.Module|None=None, # a user-supplied residual function instead of the default
                  lipschitz:float|None=None, # the proven Lipschitz bound of a user-supplied g (required with g)
+                 native:bool=False, # forward and inverse by the C++ operators of `linear_contraction.native` (g: an MLP on vectors)
                 ):
         super().__init__()
         self.event_shape = _event_shape(features)
@@ -193,8 +195,32 @@ class iResNetBlock(nn.Module):
             self.g, self.lipschitz = g, float(lipschitz)
         if not self.lipschitz > 0: raise ValueError(f'Expected a positive Lipschitz bound, but got {self.lipschitz!r}.')
         self.last_solves: list[SolverResult] = []   # diagnostics of the latest inverse (forward, then adjoint)
+        self.native = bool(native)
+        if self.native:
+            self._native_spec = self._native_structure()   # a clear error now for a g the native layer cannot run
+            load_native()                                   # builds on first use; NativeUnavailable says what is missing
 
-    def extra_repr(self) -> str: return f'features={self.features}, lipschitz={self.lipschitz:g}'
+    def extra_repr(self) -> str:
+        return f'features={self.features}, lipschitz={self.lipschitz:g}' + (', native=True' if self.native else '')
+
+    def _native_structure(self) -> tuple[list[nn.Module], str]:
+        "g's linear layers and its activation's name, checked once: what the native operators can run."
+        mods = list(self.g) if isinstance(self.g, nn.Sequential) else [self.g]
+        lins, acts = mods[0::2], mods[1::2]
+        kinds = {type(a) for a in acts}
+        names = [n for n, cls in ACTIVATIONS.items() if kinds == {cls}]
+        linear = lambda m: hasattr(m, 'effective_weight') or isinstance(m, nn.Linear)
+        if (len(self.event_shape) != 1 or len(mods) % 2 == 0 or not all(map(linear, lins)) or len(kinds) > 1 or (acts and not names)
+                or any(isinstance(a, nn.ELU) and (a.alpha != 1.0 or a.inplace) for a in acts)):
+            raise ValueError('native=True runs an MLP on vectors: g must be an nn.Sequential alternating linear layers '
+                             '(LinearContraction, or nn.Linear constrained by contraction()) and one activation of '
+                             f'{list(ACTIVATIONS)}, as contractive_mlp builds it; got {self.g}. Use native=False for other g.')
+        return lins, names[0] if names else 'elu'
+
+    def _native_layers(self) -> tuple[list[Tensor], list[Tensor|None], str]:
+        "The weights g's forward uses now (effective, differentiable), the biases and the activation, for the native operators."
+        lins, act = self._native_spec
+        return [m.effective_weight() if hasattr(m, 'effective_weight') else m.weight for m in lins], [m.bias for m in lins], act
 
     def _require_invertible(self, what:str) -> None:
         if self.lipschitz >= 1:
@@ -205,11 +231,12 @@ class iResNetBlock(nn.Module):
                ) -> Tensor: # (batch, features)
         "y = x + g(x)."
         _check_features(x, self.features, 'x', finite=False)   # no sync: forward composes with torch.func and torch.compile
+        if self.native: return native_forward(x, *self._native_layers())
         return x + self.g(x)
 
     def inverse(self, y:Tensor, # (batch, features)
                 *,
-                solver:str|Callable='anderson', # 'anderson', 'fixed_point', 'broyden' or a solver callable
+                solver:str|Callable|None=None, # 'anderson' (default), 'fixed_point', 'broyden' or a solver callable; native: fixed point
                 atol:float|None=None, # absolute tolerance on ‖x − (y − g(x))‖ per sample (default by dtype)
                 rtol:float|None=None, # relative tolerance (default by dtype)
                 maxiter:int|None=None, # most evaluations of g (default by dtype)
@@ -219,8 +246,19 @@ class iResNetBlock(nn.Module):
         "Solve x + g(x) = y to tolerance; differentiable in y and the parameters of g."
         self._require_invertible('inverse')
         _check_features(y, self.features, 'y')
-        x, self.last_solves = residual_inverse(self.g, y, solver=solver, atol=atol, rtol=rtol, maxiter=maxiter,
+        if self.native: return self._native_inverse(y, solver, atol, rtol, maxiter, throw, backward)
+        x, self.last_solves = residual_inverse(self.g, y, solver=solver or 'anderson', atol=atol, rtol=rtol, maxiter=maxiter,
                                                throw=throw, backward=backward)
+        return x
+
+    def _native_inverse(self, y, solver, atol, rtol, maxiter, throw, backward) -> Tensor:
+        if solver not in (None, 'fixed_point') or backward != 'implicit':
+            raise ValueError(f"The native inverse is fixed-point iteration with the implicit backward, but got solver={solver!r}, "
+                             f"backward={backward!r}. Leave both at their defaults, or use native=False for other solvers.")
+        x, res, steps = native_inverse(y, *self._native_layers(), atol=atol, rtol=rtol, maxiter=maxiter, throw=throw)
+        if not torch.compiler.is_compiling():   # the adjoint solve of the backward reports by itself (no entry here)
+            n = int(steps.abs().max()) if steps.numel() else 0
+            self.last_solves = [SolverResult(x.detach(), n, res, steps > 0, n, res[None], None)]
         return x
 
     def forward_logdet(self, x:Tensor, # (batch, features)
@@ -316,7 +354,7 @@ class iResNet(nn.Module):
 
     def inverse(self, y:Tensor, # (batch, features)
                 *,
-                solver:str|Callable='anderson', # 'anderson', 'fixed_point', 'broyden' or a solver callable
+                solver:str|Callable|None=None, # 'anderson' (default), 'fixed_point', 'broyden' or a solver callable; native blocks: fixed point
                 atol:float|None=None, # absolute tolerance per block (default by dtype)
                 rtol:float|None=None, # relative tolerance per block (default by dtype)
                 maxiter:int|None=None, # most evaluations of g per block (default by dtype)

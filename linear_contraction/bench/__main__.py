@@ -21,6 +21,7 @@ BENCHMARKS = {
     'deq': 'linear_contraction.bench.deq',                  # DEQFixedPoint vs torchdeq
     'conv': 'linear_contraction.bench.conv',                # convolution norms, bounds across sizes, contraction(nn.Conv2d) vs peers
     'flow': 'linear_contraction.bench.flow',                # iResNet density on digits vs normflows RealNVP and Glow
+    'native': 'linear_contraction.bench.native',            # the C++ residual layer vs the Python block: inverse, inverse + backward
 }
 
 # %% ../../nbs/bench/99_cli.ipynb #81fbcfee

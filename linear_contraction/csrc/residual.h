@@ -5,6 +5,7 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <cmath>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -54,10 +55,17 @@ struct Residual {
       default: return u * at::sigmoid(u).div_(1.1);
     }
   }
+  at::Tensor activate_(at::Tensor& u) const {
+    switch (act) {
+      case Activation::Elu: return at::elu_(u);
+      case Activation::Tanh: return u.tanh_();
+      default: return u.mul_(at::sigmoid(u).div_(1.1));
+    }
+  }
   // a'(u), from the pre-activation u and the activation h = a(u)
   at::Tensor slope(const at::Tensor& u, const at::Tensor& h) const {
     switch (act) {
-      case Activation::Elu: return at::where(u > 0, at::ones_like(u), h + 1);
+      case Activation::Elu: return (h + 1).clamp_max_(1);    // 1 where u > 0, e^u = h + 1 elsewhere
       case Activation::Tanh: return 1 - h * h;
       default: { auto s = at::sigmoid(u); return (s + u * s * (1 - s)) / 1.1; }
     }
@@ -71,20 +79,20 @@ struct Residual {
     for (size_t i = 0; i + 1 < depth(); ++i) {
       if (inputs) inputs->push_back(h);
       at::Tensor u = at::addmm(b[i], h, Wt[i]);
-      h = activate(u);
-      if (slopes) slopes->push_back(slope(u, h));
+      if (slopes) { h = activate(u); slopes->push_back(slope(u, h)); }
+      else h = activate_(u);                                 // u is not needed again: in place
     }
     if (inputs) inputs->push_back(h);
     if (c_shifted) return at::addmm(*c_shifted, h, Wt.back(), 1, -1);
     return at::addmm(b.back(), h, Wt.back());
   }
-  // Jᵀ v at the taped point: the cotangent of x; with gW/gb, also accumulates the cotangents of the parameters
+  // Jᵀ v at the taped point: the cotangent of x; with gW/gb, also the cotangents of the parameters
   at::Tensor vjp(const std::vector<at::Tensor>& inputs, const std::vector<at::Tensor>& slopes, at::Tensor v,
                  std::vector<at::Tensor>* gW = nullptr, std::vector<at::Tensor>* gb = nullptr) const {
     for (size_t k = depth(); k-- > 0;) {
       if (gW) { (*gW)[k] = at::mm(v.t(), inputs[k]); (*gb)[k] = v.sum(0); }
       v = at::mm(v, W[k]);
-      if (k > 0) v = v * slopes[k - 1];
+      if (k > 0) v.mul_(slopes[k - 1]);                      // v is fresh from mm: in place
     }
     return v;
   }
@@ -93,6 +101,48 @@ struct Residual {
 // Per-sample 2-norms of a (batch, d) tensor, accumulated in at least float32.
 inline at::Tensor row_norms(const at::Tensor& x) {
   return at::linalg_vector_norm(x, 2, at::IntArrayRef{1}, false, at::promote_types(x.scalar_type(), at::kFloat));
+}
+
+// One step's bookkeeping in one pass over the rows (CPU, contiguous float or double): the residuals r = ‖f − z‖, the
+// slack r − (atol + rtol‖f‖) (≤ 0: met the tolerance), and whether some sample stops (slack ≤ 0 or NaN) and whether
+// some residual did not shrink below its best (r ≥ best_r or NaN). Elsewhere the same with ATen operations.
+struct StepFlags { bool some_stop, all_stop, some_grew; };
+
+template <typename T>
+StepFlags residual_rows_cpu(const at::Tensor& f, const at::Tensor& z, const at::Tensor& best_r, at::Tensor& r, at::Tensor& slack,
+                            double atol, double rtol) {
+  const int64_t n = f.size(0), d = f.size(1);
+  const T *fp = f.data_ptr<T>(), *zp = z.data_ptr<T>(), *bp = best_r.data_ptr<T>();
+  T *rp = r.data_ptr<T>(), *sp = slack.data_ptr<T>();
+  StepFlags out{false, true, false};
+  for (int64_t i = 0; i < n; ++i) {
+    double s = 0, nf = 0;
+    const T *fi = fp + i * d, *zi = zp + i * d;
+    for (int64_t j = 0; j < d; ++j) { const double e = double(fi[j]) - double(zi[j]); s += e * e; }
+    if (rtol > 0) for (int64_t j = 0; j < d; ++j) nf += double(fi[j]) * double(fi[j]);
+    const double ri = std::sqrt(s), sl = ri - (atol + rtol * std::sqrt(nf));
+    rp[i] = T(ri); sp[i] = T(sl);
+    out.some_stop |= !(sl > 0);
+    out.all_stop &= !(sl > 0);
+    out.some_grew |= !(T(ri) < bp[i]);
+  }
+  return out;
+}
+
+inline StepFlags residual_rows(const at::Tensor& f, const at::Tensor& z, const at::Tensor& best_r, at::Tensor& r, at::Tensor& slack,
+                               double atol, double rtol) {
+  const auto st = f.scalar_type();
+  if (f.device().is_cpu() && (st == at::kFloat || st == at::kDouble) && f.is_contiguous() && z.is_contiguous() &&
+      z.scalar_type() == st && best_r.scalar_type() == st && best_r.is_contiguous()) {
+    r = at::empty({f.size(0)}, best_r.options()); slack = at::empty_like(r);
+    return st == at::kFloat ? residual_rows_cpu<float>(f, z, best_r, r, slack, atol, rtol)
+                            : residual_rows_cpu<double>(f, z, best_r, r, slack, atol, rtol);
+  }
+  r = row_norms(f - z);
+  slack = rtol > 0 ? r - row_norms(f).mul_(rtol).add_(atol) : r - atol;
+  at::Tensor flags = at::stack({slack.min(), slack.max(), (r - best_r).max()}).to(at::kDouble).cpu();   // one synchronisation
+  const double* fl = flags.data_ptr<double>();
+  return {!(fl[0] > 0), !(fl[1] > 0), !(fl[2] < 0)};
 }
 
 inline void check_batch(const at::Tensor& x, const Residual& g, const char* name) {
@@ -106,9 +156,9 @@ inline void check_batch(const at::Tensor& x, const Residual& g, const char* name
 // A stopped sample leaves the batch: the iteration runs on the samples still active only. Returns F(z) at each sample's
 // stopping iterate (at its best iterate if it never met the tolerance), the residual ‖F(z) − z‖ there and the
 // evaluations of T it took (negative: missed the tolerance). `map(idx, c, z)` returns c − T(z) on the rows `idx` of the
-// problem (c and z hold those rows). The bookkeeping per step is six small operations and one synchronisation; the
-// best iterate is copied only in the rare step where some sample's residual grew, the batch compacted only in a step
-// where some sample stops.
+// problem (c and z hold those rows). A step's bookkeeping is one pass over the rows on CPU (`residual_rows`; a handful
+// of operations and one synchronisation elsewhere); the best iterate is copied only in the rare step where some
+// sample's residual grew, the batch compacted only in a step where some but not all samples stop.
 template <class Map>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> fixed_point_rows(const at::Tensor& c, const at::Tensor& z0, Map&& map,
                                                                 double atol, double rtol, int64_t maxiter,
@@ -122,16 +172,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fixed_point_rows(const at::Tensor
   auto steps = at::zeros({B}, c.options().dtype(at::kLong));
   if (B == 0) return {out, res, steps};
   auto idx = at::arange(B, c.options().dtype(at::kLong));
-  at::Tensor z = z0, ca = c, best_f = z0, best_r = at::full({B}, inf, res.options());  // best_*: of the active rows
+  at::Tensor z = z0.contiguous(), ca = c, best_f = z0, best_r = at::full({B}, inf, res.options());  // best_*: of the active rows
   for (int64_t k = 0; k < maxiter && idx.numel() > 0; ++k) {
     at::Tensor f = map(idx, ca, z);
-    at::Tensor r = row_norms(f - z);
-    at::Tensor slack = rtol > 0 ? r - row_norms(f).mul_(rtol).add_(atol) : r - atol;  // ≤ 0: the sample met its tolerance
-    // One synchronisation per step: min slack (≤ 0 or NaN: some sample stops) and max growth of the residual (≥ 0 or
-    // NaN: some sample got worse than its best, whose iterate is then kept).
-    at::Tensor flags = at::stack({slack.min(), (r - best_r).max()}).to(at::kDouble).cpu();
-    const double* fl = flags.data_ptr<double>();
-    const bool some_stop = !(fl[0] > 0), some_grew = !(fl[1] < 0);
+    at::Tensor r, slack;
+    const auto [some_stop, all_stop, some_grew] = residual_rows(f, z, best_r, r, slack, atol, rtol);
     if (some_grew) {                                          // keep each sample's best iterate
       at::Tensor take = r < best_r;
       best_f = at::where(take.unsqueeze(1), f, best_f);
@@ -140,10 +185,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fixed_point_rows(const at::Tensor
       best_f = f; best_r = r;
     }
     const bool last = k + 1 == maxiter;
-    if (some_stop || last) {
+    if (all_stop || last) {                                  // every active sample stops here: no selection
+      at::Tensor done = (slack > 0).logical_not_().logical_and_(at::isfinite(r));
+      out.index_copy_(0, idx, at::where(done.unsqueeze(1), f, best_f));
+      res.index_copy_(0, idx, at::where(done, r, best_r));
+      steps.index_copy_(0, idx, at::where(done, at::full_like(idx, k + 1), at::full_like(idx, -(k + 1))));
+      break;
+    }
+    if (some_stop) {
       at::Tensor go_on = slack > 0;                           // false for a met tolerance and for NaN
       at::Tensor done = go_on.logical_not().logical_and_(at::isfinite(r));
-      at::Tensor stop = last ? at::ones_like(done) : go_on.logical_not();  // NaN samples stop too (and are reported)
+      at::Tensor stop = go_on.logical_not();                 // NaN samples stop too (and are reported)
       at::Tensor rows = idx.masked_select(stop);
       out.index_copy_(0, rows, at::where(done.unsqueeze(1), f, best_f).index({stop}));
       res.index_copy_(0, rows, at::where(done, r, best_r).masked_select(stop));
@@ -215,8 +267,7 @@ inline std::tuple<at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, 
   };
   auto [a, res, steps] = fixed_point_rows(grad_x, grad_x, map_abs, atol, rtol, maxiter, "residual_inverse_backward", report, raise);
   std::vector<at::Tensor> gW(g.depth()), gb(g.depth());
-  g.vjp(inputs, slopes, a, &gW, &gb);
-  for (size_t i = 0; i < gW.size(); ++i) { gW[i] = gW[i].neg(); gb[i] = gb[i].neg(); }
+  g.vjp(inputs, slopes, a.neg(), &gW, &gb);                 // θ̄ = −(∂g/∂θ)ᵀ a
   return {a, gW, gb, res, steps};
 }
 

@@ -2,6 +2,8 @@
 # Everything the README's two commands need on a machine with nothing but Python; shared by the Makefile and .ci/run.
 #   tools/bootstrap.sh venv      .venv with the package and its dev extras (torch pinned to the CPU wheel by constraints.txt)
 #   tools/bootstrap.sh browser   Debian's chromium and chromium-driver, for the docs test in a headless browser
+# The venv step also makes sure of a C++ toolchain (g++, cmake, ninja): the native layer compiles on first use and its
+# tests build the stand-alone C++ program.
 # System packages come from apt-get, as root or through sudo; where neither is possible it stops and says what to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +45,12 @@ case "${1:-}" in
       .venv/bin/python -m pip install --quiet --upgrade pip
       .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
     fi
-    echo "$stamp" > .venv/.installed ;;
+    echo "$stamp" > .venv/.installed
+    missing=()
+    command -v c++ >/dev/null 2>&1 || missing+=(g++)
+    command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+    command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
+    if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi ;;
   browser)
     missing=()
     [ -x /usr/bin/chromium ] || missing+=(chromium)

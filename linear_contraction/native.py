@@ -9,19 +9,18 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from importlib.resources import files
-from pathlib import Path
 from typing import Sequence
 import torch
 from torch import Tensor
+import linear_contraction
 from .checks import check_floating, report_nonconvergence
 from .solvers import default_tolerances
 
 # %% auto #0
 __all__ = ['CSRC', 'NativeUnavailable', 'load_native', 'native_available', 'native_forward', 'native_inverse']
 
-# %% ../nbs/api/06a_native.ipynb #ddf695db
-CSRC = Path(str(files('linear_contraction')/'csrc'))   # the C++ sources, shipped inside the package
+# %% ../nbs/api/06a_native.ipynb #17410857
+CSRC = os.path.join(os.path.dirname(os.path.abspath(linear_contraction.__file__)), 'csrc')   # the C++ sources, shipped in the package
 _SOURCES = ('residual.h', 'residual_ops.cpp')
 _STATE: dict = {}   # 'ops' once loaded, or 'error' with the message of a failed build
 
@@ -31,7 +30,8 @@ class NativeUnavailable(RuntimeError):
 def _build_name() -> str:
     "The extension's name: a hash of the sources and the torch version, so that a change of either builds afresh."
     h = hashlib.sha256(torch.__version__.encode())
-    for name in _SOURCES: h.update((CSRC/name).read_bytes())
+    for name in _SOURCES:
+        with open(os.path.join(CSRC, name), 'rb') as f: h.update(f.read())
     return f'linear_contraction_native_{h.hexdigest()[:16]}'
 
 def _why_not(err:Exception) -> str:
@@ -52,7 +52,7 @@ def load_native(verbose:bool=False, # print the compiler's output
     if 'error' in _STATE: raise NativeUnavailable(_STATE['error'])
     try:
         from torch.utils import cpp_extension
-        cpp_extension.load(_build_name(), [str(CSRC/'residual_ops.cpp')], extra_include_paths=[str(CSRC)],
+        cpp_extension.load(_build_name(), [os.path.join(CSRC, 'residual_ops.cpp')], extra_include_paths=[CSRC],
                            extra_cflags=['-O3'], is_python_module=False, verbose=verbose)
     except Exception as e:
         _STATE['error'] = f'The native residual layer is not available: {_why_not(e)}'

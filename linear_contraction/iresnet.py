@@ -17,7 +17,7 @@ from .native import load_native, native_forward, native_inverse
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'BACKWARDS', 'LipSwish', 'contractive_mlp', 'contractive_cnn', 'ResidualInverse', 'residual_inverse',
-           'iResNetBlock', 'logdet_series', 'logdet_exact', 'iResNet']
+           'iResNetBlock', 'logdet_series', 'logdet_exact', 'logdet_roulette', 'iResNet']
 
 # %% ../nbs/api/07_iresnet.ipynb #4375243a
 class LipSwish(nn.Module):
@@ -263,29 +263,32 @@ class iResNetBlock(nn.Module):
 
     def forward_logdet(self, x:Tensor, # (batch, features)
                        *,
-                       method:str='series', # 'series' (power series + Hutchinson) or 'exact' (slogdet of the Jacobian, small d)
-                       n_terms:int=10, # series terms
+                       method:str='series', # 'series' (truncated power series), 'roulette' (unbiased: random cut-off) or 'exact' (slogdet, small d)
+                       n_terms:int=10, # series terms ('series'); terms always computed ('roulette')
                        n_probes:int=1, # Hutchinson probes per sample
-                       generator:torch.Generator|None=None, # for the probes
+                       generator:torch.Generator|None=None, # for the probes (and the cut-off)
+                       p:float=0.5, # 'roulette': the geometric stop probability of the tail
                       ) -> tuple[Tensor, Tensor]: # y = x + g(x) (batch, features) and log|det ∂y/∂x| (batch,)
         "y = x + g(x) together with log|det(I + J_g(x))|, from one evaluation of g."
         _check_features(x, self.features, 'x')
-        if method == 'series':
-            self._require_invertible("logdet(method='series')")
-            gx, ld = logdet_series(self.g, x, n_terms=n_terms, n_probes=n_probes, generator=generator)
+        if method in ('series', 'roulette'):
+            self._require_invertible(f"logdet(method='{method}')")
+            gx, ld = (logdet_series(self.g, x, n_terms=n_terms, n_probes=n_probes, generator=generator) if method == 'series' else
+                      logdet_roulette(self.g, x, n_terms=n_terms, p=p, n_probes=n_probes, generator=generator))
         elif method == 'exact': gx, ld = logdet_exact(self.g, x)
-        else: raise ValueError(f"Unknown method {method!r}: expected 'series' or 'exact'.")
+        else: raise ValueError(f"Unknown method {method!r}: expected 'series', 'roulette' or 'exact'.")
         return x + gx, ld
 
     def logdet(self, x:Tensor, # (batch, features)
                *,
-               method:str='series', # 'series' (power series + Hutchinson) or 'exact' (slogdet of the Jacobian, small d)
-               n_terms:int=10, # series terms
+               method:str='series', # 'series', 'roulette' or 'exact' (see `forward_logdet`)
+               n_terms:int=10, # series terms ('series'); terms always computed ('roulette')
                n_probes:int=1, # Hutchinson probes per sample
-               generator:torch.Generator|None=None, # for the probes
+               generator:torch.Generator|None=None, # for the probes (and the cut-off)
+               p:float=0.5, # 'roulette': the geometric stop probability of the tail
               ) -> Tensor: # (batch,)
         "log|det(I + J_g(x))| (see `forward_logdet`)."
-        return self.forward_logdet(x, method=method, n_terms=n_terms, n_probes=n_probes, generator=generator)[1]
+        return self.forward_logdet(x, method=method, n_terms=n_terms, n_probes=n_probes, generator=generator, p=p)[1]
 
 # %% ../nbs/api/07_iresnet.ipynb #0b440d79
 def logdet_series(g:Callable, # the contraction, (batch, d) -> (batch, d)
@@ -298,6 +301,10 @@ def logdet_series(g:Callable, # the contraction, (batch, d) -> (batch, d)
                  ) -> tuple[Tensor, Tensor]: # g(x) (batch, d) and the estimate of log det(I + J_g(x)) (batch,)
     "Truncated power series of log det(I + J_g) with Hutchinson trace estimates (VJPs only)."
     if not (isinstance(n_terms, int) and n_terms >= 1): raise ValueError(f'Expected n_terms to be a positive int, but got {n_terms!r}.')
+    return _series(g, x, [1.0] * n_terms, n_probes, probe, generator)
+
+def _series(g:Callable, x:Tensor, weights:list[float], n_probes:int, probe:str, generator) -> tuple[Tensor, Tensor]:
+    "Σ_k weights[k−1]·(−1)^{k+1}/k · vᵀJᵏv over len(weights) terms, averaged over the probes: g(x) and the estimate."
     if not (isinstance(n_probes, int) and n_probes >= 1): raise ValueError(f'Expected n_probes to be a positive int, but got {n_probes!r}.')
     if probe not in ('rademacher', 'gaussian'): raise ValueError(f"Unknown probe {probe!r}: expected 'rademacher' or 'gaussian'.")
     create, B = torch.is_grad_enabled(), x.shape[0]
@@ -308,10 +315,10 @@ def logdet_series(g:Callable, # the contraction, (batch, d) -> (batch, d)
         if probe == 'rademacher':  # (any event shape: traces are sums over all event dimensions)
             v = torch.randint(0, 2, xg.shape, generator=generator, device=x.device).to(x.dtype) * 2 - 1
         else: v = torch.randn(xg.shape, generator=generator, device=x.device, dtype=x.dtype)
-        w, est = v, 0
-        for k in range(1, n_terms + 1):
+        w, est = v, torch.zeros(xg.shape[0], dtype=x.dtype, device=x.device)
+        for k, wk in enumerate(weights, 1):
             w = torch.autograd.grad(gx, xg, w, create_graph=create, retain_graph=True)[0]       # w = (J_gᵀ)ᵏ v
-            est = est + (-1) ** (k + 1) / k * (w * v).flatten(1).sum(-1)
+            est = est + wk * (-1) ** (k + 1) / k * (w * v).flatten(1).sum(-1)
         est = est.reshape(n_probes, B).mean(0)
         gx = gx[:B]
     return (gx, est) if create else (gx.detach(), est.detach())
@@ -331,6 +338,24 @@ def logdet_exact(g:Callable, # the map, (batch, d) -> (batch, d)
         J = torch.stack(rows, -2)                      # (batch, d, d): J[b, i, :] = ∂g_i/∂x, event dimensions flattened
         ld = torch.linalg.slogdet(eye + J).logabsdet
     return (gx, ld) if create else (gx.detach(), ld.detach())
+
+# %% ../nbs/api/07_iresnet.ipynb #539bf222
+def logdet_roulette(g:Callable, # the contraction, (batch, d) -> (batch, d)
+                    x:Tensor, # (batch, d)
+                    *,
+                    n_terms:int=2, # terms always computed; more follow with a geometric number
+                    p:float=0.5, # the geometric stop probability: on average (1 − p)/p terms more
+                    n_probes:int=1, # Hutchinson probe vectors per sample
+                    probe:str='rademacher', # 'rademacher' or 'gaussian'
+                    generator:torch.Generator|None=None, # for the cut-off and the probes (reproducible estimates)
+                   ) -> tuple[Tensor, Tensor]: # g(x) (batch, d) and an unbiased estimate of log det(I + J_g(x)) (batch,)
+    "Unbiased estimate of log det(I + J_g): the power series cut at a random term and reweighted (Russian roulette), Hutchinson traces."
+    if not (isinstance(n_terms, int) and n_terms >= 0): raise ValueError(f'Expected n_terms to be an int >= 0, but got {n_terms!r}.')
+    if not 0 < p < 1: raise ValueError(f'Expected a stop probability 0 < p < 1, but got p={p!r}.')
+    u = float(torch.rand((), generator=generator, dtype=torch.float64))
+    K = int(math.floor(math.log1p(-u) / math.log1p(-p)))            # P(K ≥ j) = (1 − p)^j
+    weights = [1.0] * n_terms + [(1 - p) ** -j for j in range(1, K + 1)]  # 1 / P(N ≥ k)
+    return _series(g, x, weights, n_probes, probe, generator)
 
 # %% ../nbs/api/07_iresnet.ipynb #cda2d72b
 class iResNet(nn.Module):
@@ -368,27 +393,29 @@ class iResNet(nn.Module):
 
     def forward_logdet(self, x:Tensor, # (batch, features)
                        *,
-                       method:str='series', # 'series' or 'exact'
-                       n_terms:int=10, # series terms per block
+                       method:str='series', # 'series', 'roulette' or 'exact' (see `iResNetBlock.forward_logdet`)
+                       n_terms:int=10, # series terms per block ('series'); terms always computed ('roulette')
                        n_probes:int=1, # Hutchinson probes per block and sample
-                       generator:torch.Generator|None=None, # for the probes
+                       generator:torch.Generator|None=None, # for the probes (and the cut-offs)
+                       p:float=0.5, # 'roulette': the geometric stop probability of the tail
                       ) -> tuple[Tensor, Tensor]: # F(x) (batch, features) and log|det ∂F/∂x| (batch,)
         "F(x) and its log-determinant, summed over the blocks."
         total = 0
         for b in self.blocks:
-            x, ld = b.forward_logdet(x, method=method, n_terms=n_terms, n_probes=n_probes, generator=generator)
+            x, ld = b.forward_logdet(x, method=method, n_terms=n_terms, n_probes=n_probes, generator=generator, p=p)
             total = total + ld
         return x, total
 
     def log_prob(self, x:Tensor, # (batch, features)
                  *,
-                 method:str='series', # 'series' or 'exact'
-                 n_terms:int=10, # series terms per block
+                 method:str='series', # 'series', 'roulette' (unbiased) or 'exact'
+                 n_terms:int=10, # series terms per block ('series'); terms always computed ('roulette')
                  n_probes:int=1, # Hutchinson probes per block and sample
-                 generator:torch.Generator|None=None, # for the probes
+                 generator:torch.Generator|None=None, # for the probes (and the cut-offs)
+                 p:float=0.5, # 'roulette': the geometric stop probability of the tail
                 ) -> Tensor: # (batch,) log density in nats
         "log p(x) = log N(F(x); 0, I) + log|det ∂F/∂x| (standard normal base)."
-        z, ld = self.forward_logdet(x, method=method, n_terms=n_terms, n_probes=n_probes, generator=generator)
+        z, ld = self.forward_logdet(x, method=method, n_terms=n_terms, n_probes=n_probes, generator=generator, p=p)
         return -0.5 * (z ** 2).flatten(1).sum(-1) - 0.5 * math.prod(self.event_shape) * math.log(2 * math.pi) + ld
 
     @torch.no_grad()
@@ -396,7 +423,7 @@ class iResNet(nn.Module):
                *,
                generator:torch.Generator|None=None, # for the base samples
                dtype:torch.dtype|None=None, # default: the parameters' dtype
-               solver:str|Callable='anderson', # solver of the inverses
+               solver:str|Callable|None=None, # solver of the inverses (default: Anderson; native blocks: their fixed point)
                atol:float|None=None, # absolute tolerance per block
                rtol:float|None=None, # relative tolerance per block
                maxiter:int|None=None, # most evaluations of g per block

@@ -7,15 +7,17 @@ Docs: https://linear-contraction.github.io/linear_contraction/bench/flow.html.md
 # %% ../../nbs/bench/07_flow.ipynb #6769a5fa
 from __future__ import annotations
 import math, time
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from ..iresnet import iResNet, iResNetBlock
-from .core import machine, progress, save_results
+from ..iresnet import iResNet, iResNetBlock, contractive_cnn
+from ..constraint import Constraint
+from .core import caption, machine, progress, save_figure, save_results
 
 # %% auto #0
-__all__ = ['ALPHA', 'MODELS', 'digits_counts', 'dequantise', 'logit_transform', 'DensityModel', 'bits_per_dim', 'fit_density',
-           'flow_rows', 'flow_table', 'benchmark']
+__all__ = ['ALPHA', 'MODELS', 'digits_counts', 'dequantise', 'logit_transform', 'squeeze', 'unsqueeze', 'DensityModel',
+           'bits_per_dim', 'certificate_clock', 'fit_density', 'flow_rows', 'flow_table', 'benchmark', 'plot_samples']
 
 # %% ../../nbs/bench/07_flow.ipynb #c7a30030
 ALPHA = 0.05  # the logit pre-transform's margin
@@ -39,15 +41,30 @@ def logit_transform(u:Tensor, # (batch, 64) dequantised counts in [0, 17)
     y = torch.log(s) - torch.log1p(-s)
     return y, (math.log(1 - 2*ALPHA) - math.log(17) - torch.log(s) - torch.log1p(-s)).sum(1)
 
+def squeeze(y:Tensor) -> Tensor: # (batch, 64) -> (batch, 4, 4, 4)
+    "An 8 × 8 image as 4 channels of 4 × 4 (each 2 × 2 patch to the channels): a permutation, log-det 0."
+    return y.reshape(-1, 1, 4, 2, 4, 2).permute(0, 1, 3, 5, 2, 4).reshape(-1, 4, 4, 4)
+
+def unsqueeze(z:Tensor) -> Tensor: # (batch, 4, 4, 4) -> (batch, 64)
+    "The inverse of `squeeze`."
+    return z.reshape(-1, 1, 2, 2, 4, 4).permute(0, 1, 4, 2, 5, 3).reshape(-1, 64)
+
 class DensityModel(nn.Module):
-    "The logit pre-transform, a learned per-pixel affine map, then a flow ('gaussian', 'iresnet', 'realnvp', 'glow') to N(0, I)."
-    def __init__(self, kind:str, blocks:int=8, hidden:int=64, c:float=0.97, seed:int=0):
+    "The logit pre-transform, a learned per-pixel affine map, then a flow ('gaussian', 'iresnet', 'conv-iresnet', 'realnvp', 'glow') to N(0, I)."
+    def __init__(self, kind:str, blocks:int=8, hidden:int=64, c:float=0.97, seed:int=0,
+                 train_logdet:str='exact', # the iResNets' log-det in training: 'exact' or 'roulette' (unbiased); evaluation is exact
+                 n_terms:int=4, p:float=0.2, # the roulette's exact head and stop probability
+                ):
         super().__init__()
         torch.manual_seed(seed)
         self.kind, self.shift, self.log_scale = kind, nn.Parameter(torch.zeros(64)), nn.Parameter(torch.zeros(64))
+        self.train_logdet, self.n_terms, self.p = train_logdet, n_terms, p
         if kind == 'gaussian': self.flow = None
         elif kind == 'iresnet':
             self.flow = iResNet([iResNetBlock(64, hidden_features=hidden, c=c, activation='lipswish') for _ in range(blocks)])
+        elif kind == 'conv-iresnet':   # on squeezed 4 × 4 × 4 images; each convolution proven at the size it sees
+            self.flow = iResNet([iResNetBlock((4, 4, 4), g=contractive_cnn(4, hidden, c=c, activation='lipswish', sizes='seen'), lipschitz=c)
+                                 for _ in range(blocks)])
         elif kind in ('realnvp', 'glow'):
             import normflows as nf
             layers = []
@@ -68,33 +85,63 @@ class DensityModel(nn.Module):
                 ) -> Tensor: # (batch,) log p(u) in nats
         y, ld = self.standardise(u)
         if self.flow is None: return -0.5*(y**2).sum(1) - 32*math.log(2*math.pi) + ld
-        if self.kind == 'iresnet': return self.flow.log_prob(y, method='exact') + ld
+        if self.kind in ('iresnet', 'conv-iresnet'):
+            method = self.train_logdet if self.training else 'exact'
+            y = squeeze(y) if self.kind == 'conv-iresnet' else y
+            return self.flow.log_prob(y, method=method, n_terms=self.n_terms, p=self.p) + ld
         return self.flow.log_prob(y) + ld
+
+    @torch.no_grad()
+    def sample(self, n:int, generator:torch.Generator) -> Tensor: # (n, 64) dequantised counts in [0, 17)
+        "Samples u: base samples through the inverse flow, the affine map and the logit pre-transform undone."
+        z = torch.randn(n, 64, generator=generator, dtype=self.shift.dtype)
+        if self.kind == 'iresnet': y = self.flow.inverse(z, atol=1e-10, rtol=0)
+        elif self.kind == 'conv-iresnet': y = unsqueeze(self.flow.inverse(squeeze(z), atol=1e-10, rtol=0))
+        elif self.flow is None: y = z
+        else: y = self.flow.sample(n)[0]
+        s = torch.sigmoid(y*torch.exp(self.log_scale) + self.shift)
+        return (s - ALPHA)*17/(1 - 2*ALPHA)
 
 def bits_per_dim(log_p:Tensor) -> float:
     "Mean −log₂ p per pixel."
     return float(-log_p.mean()/(64*math.log(2)))
 
-def fit_density(model:DensityModel, train:Tensor, epochs:int, lr:float=1e-3, batch:int=64, seed:int=0) -> float:
-    "Adam on freshly dequantised mini-batches (the affine map starts at the data's moments); returns seconds per epoch."
+@contextmanager
+def certificate_clock():
+    "Seconds spent in the constraints' certificates (every `Constraint.refresh`) while the block runs: a one-element list."
+    total, orig = [0.0], Constraint.refresh
+    def timed(self, *a, **kw):
+        t0 = time.perf_counter()
+        try: return orig(self, *a, **kw)
+        finally: total[0] += time.perf_counter() - t0
+    Constraint.refresh = timed
+    try: yield total
+    finally: Constraint.refresh = orig
+
+def fit_density(model:DensityModel, train:Tensor, epochs:int, lr:float=1e-3, batch:int=64, seed:int=0) -> tuple[float, float]:
+    "Adam on freshly dequantised mini-batches (the affine map starts at the data's moments): seconds per epoch, share in certificates."
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         y, _ = logit_transform(dequantise(train, g)); model.shift.copy_(y.mean(0)); model.log_scale.copy_(y.std(0).log())
     opt, secs = torch.optim.Adam(model.parameters(), lr=lr), []
-    for _ in range(epochs):
-        model.train()
-        perm, t0 = torch.randperm(len(train), generator=g), time.perf_counter()
-        for i in range(0, len(perm), batch):
-            loss = -model.log_prob(dequantise(train[perm[i:i + batch]], g)).mean()
-            opt.zero_grad(); loss.backward(); opt.step()
-        secs.append(time.perf_counter() - t0)
-    return sum(secs)/max(len(secs), 1)
+    with certificate_clock() as cert:
+        for _ in range(epochs):
+            model.train()
+            perm, t0 = torch.randperm(len(train), generator=g), time.perf_counter()
+            for i in range(0, len(perm), batch):
+                loss = -model.log_prob(dequantise(train[perm[i:i + batch]], g)).mean()
+                opt.zero_grad(); loss.backward(); opt.step()
+            secs.append(time.perf_counter() - t0)
+    return sum(secs)/max(len(secs), 1), cert[0]/max(sum(secs), 1e-12)
 
 MODELS = {'diagonal Gaussian': dict(kind='gaussian'), 'iResNet (this package)': dict(kind='iresnet', blocks=8, hidden=64),
+          'iResNet, roulette log-det': dict(kind='iresnet', blocks=8, hidden=64, train_logdet='roulette'),
+          'conv iResNet, roulette': dict(kind='conv-iresnet', blocks=8, hidden=112, train_logdet='roulette'),
           'RealNVP (normflows)': dict(kind='realnvp', blocks=8, hidden=32), 'Glow-style (normflows)': dict(kind='glow', blocks=4, hidden=126)}
 
-def flow_rows(epochs:int=20, models:dict=MODELS) -> list[dict]:
-    "Train every model (float64) and measure test bits/dim, parameters, s/epoch and, for the iResNet, the reconstruction error."
+def flow_rows(epochs:int=20, models:dict=MODELS, models_out:dict|None=None) -> list[dict]:
+    "Train every model (float64): test bits/dim, parameters, s/epoch, the share of it in certificates and, for iResNets, the reconstruction error."
+    models_out = {} if models_out is None else models_out   # receives the trained models, by name
     train, test = digits_counts()
     u_test = dequantise(test, torch.Generator().manual_seed(1))
     rows, dt = [], torch.get_default_dtype()
@@ -102,31 +149,55 @@ def flow_rows(epochs:int=20, models:dict=MODELS) -> list[dict]:
     try:
         for name, kw in progress(list(models.items()), 'density models'):
             m = DensityModel(**kw)
-            sec = fit_density(m, train, epochs)
+            sec, cert = fit_density(m, train, epochs)
             m.eval()
             with torch.no_grad(): bpd = bits_per_dim(m.log_prob(u_test))
             rec = math.nan
-            if kw['kind'] == 'iresnet':
+            if kw['kind'] in ('iresnet', 'conv-iresnet'):
                 with torch.no_grad():
                     y, _ = m.standardise(u_test)
+                    y = squeeze(y) if kw['kind'] == 'conv-iresnet' else y
                     rec = float((m.flow.inverse(m.flow(y), atol=1e-12, rtol=0, throw=True) - y).abs().max())
-            rows.append(dict(model=name, params=sum(p.numel() for p in m.parameters()), epochs=epochs, sec_per_epoch=sec, test_bpd=bpd, reconstruction=rec))
+            rows.append(dict(model=name, params=sum(p.numel() for p in m.parameters()), epochs=epochs, sec_per_epoch=sec,
+                             certificate_share=cert, test_bpd=bpd, reconstruction=rec))
+            models_out[name] = m
     finally: torch.set_default_dtype(dt)
     return rows
 
 def flow_table(rows:list[dict]) -> str:
     "The rows as a table."
-    lines = [f"{'model':26} {'params':>7} {'epochs':>6} {'s/epoch':>8} {'test bits/dim':>13} {'max |F⁻¹(F(y)) − y|':>20}"]
+    lines = [f"{'model':26} {'params':>7} {'epochs':>6} {'s/epoch':>8} {'certificates':>12} {'test bits/dim':>13} {'max |F⁻¹(F(y)) − y|':>20}"]
     for r in rows:
         rec = '' if math.isnan(r['reconstruction']) else f"{r['reconstruction']:.1e}"
-        lines.append(f"{r['model']:26} {r['params']:7d} {r['epochs']:6d} {r['sec_per_epoch']:8.2f} {r['test_bpd']:13.4f} {rec:>20}")
+        share = f"{100*r['certificate_share']:.0f} %" if r['certificate_share'] > 0 else ''
+        lines.append(f"{r['model']:26} {r['params']:7d} {r['epochs']:6d} {r['sec_per_epoch']:8.2f} {share:>12} {r['test_bpd']:13.4f} {rec:>20}")
     return '\n'.join(lines) + f"\n(uniform over the 17 levels: {math.log2(17):.4f} bits/dim)"
 
 def benchmark(quick:bool=False, # two epochs: a smoke run
               out:Path=Path('_bench'), # folder for flow.json
              ) -> list[dict]:
     "Test bits/dim of the iResNet, normflows' RealNVP and Glow-style flows and a diagonal Gaussian on the digits; prints a table."
-    rows = flow_rows(epochs=2 if quick else 20)
+    models = {}
+    rows = flow_rows(epochs=2 if quick else 20, models_out=models)
     print(f'Digits density, dequantised, logit pre-transform, float64; {machine()}\n{flow_table(rows)}')
     save_results(out, 'flow', rows=rows)
+    fig = plot_samples(models); save_figure(fig, Path(out)/'flow_samples.png')   # left open: a notebook shows it
     return rows
+
+def plot_samples(models:dict, # name -> trained DensityModel (`flow_rows(models_out=...)`)
+                 n:int=8, # samples per model
+                 seed:int=0, # base samples
+                ):
+    "Real test digits and samples of each model, as 8 × 8 images (pixel counts 0–16)."
+    import matplotlib.pyplot as plt
+    _, test = digits_counts()
+    rows = [('real digits (test)', test[:n])] + [(name, m.sample(n, torch.Generator().manual_seed(seed)).clamp(0, 17).floor())
+                                                 for name, m in models.items()]
+    fig, axes = plt.subplots(len(rows), n, figsize=(n*0.9, len(rows)*1.0))
+    for i, (name, imgs) in enumerate(rows):
+        for j in range(n):
+            ax = axes[i, j]; ax.imshow(imgs[j].reshape(8, 8).numpy(), cmap='gray_r', vmin=0, vmax=16); ax.set_xticks([]); ax.set_yticks([])
+        axes[i, 0].set_ylabel(name, rotation=0, ha='right', va='center', fontsize=8)
+    fig.suptitle('Digits: real and sampled (each model after the same training)', fontsize=10)
+    fig.tight_layout(); caption(fig)
+    return fig

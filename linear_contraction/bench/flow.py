@@ -108,7 +108,7 @@ def bits_per_dim(log_p:Tensor) -> float:
 
 @contextmanager
 def certificate_clock():
-    "Seconds spent in the constraints' certificates (every `Constraint.refresh`) while the block runs: a one-element list."
+    "Seconds spent in the constraints' certificates (every refresh of a constraint) while the block runs: a one-element list."
     total, orig = [0.0], Constraint.refresh
     def timed(self, *a, **kw):
         t0 = time.perf_counter()

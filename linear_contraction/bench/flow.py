@@ -98,7 +98,7 @@ class DensityModel(nn.Module):
         if self.kind == 'iresnet': y = self.flow.inverse(z, atol=1e-10, rtol=0)
         elif self.kind == 'conv-iresnet': y = unsqueeze(self.flow.inverse(squeeze(z), atol=1e-10, rtol=0))
         elif self.flow is None: y = z
-        else: y = self.flow.sample(n)[0]
+        else: y = self.flow.forward(z)   # normflows: latent to data, from the same base samples as the others
         s = torch.sigmoid(y*torch.exp(self.log_scale) + self.shift)
         return (s - ALPHA)*17/(1 - 2*ALPHA)
 
@@ -185,7 +185,7 @@ def benchmark(quick:bool=False, # two epochs: a smoke run
     return rows
 
 def plot_samples(models:dict, # name -> trained DensityModel (`flow_rows(models_out=...)`)
-                 n:int=8, # samples per model
+                 n:int=6, # samples per model
                  seed:int=0, # base samples
                 ):
     "Real test digits and samples of each model, as 8 × 8 images (pixel counts 0–16)."
@@ -193,7 +193,7 @@ def plot_samples(models:dict, # name -> trained DensityModel (`flow_rows(models_
     _, test = digits_counts()
     rows = [('real digits (test)', test[:n])] + [(name, m.sample(n, torch.Generator().manual_seed(seed)).clamp(0, 17).floor())
                                                  for name, m in models.items()]
-    fig, axes = plt.subplots(len(rows), n, figsize=(n*0.9, len(rows)*1.0))
+    fig, axes = plt.subplots(len(rows), n, figsize=(n*0.8, len(rows)*0.85))
     for i, (name, imgs) in enumerate(rows):
         for j in range(n):
             ax = axes[i, j]; ax.imshow(imgs[j].reshape(8, 8).numpy(), cmap='gray_r', vmin=0, vmax=16); ax.set_xticks([]); ax.set_yticks([])

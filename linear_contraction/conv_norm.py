@@ -18,8 +18,8 @@ from .conv import (ConvGeometry, conv_geometry, output_size, check_size, index_c
                                      conv_matrix)
 
 # %% auto #0
-__all__ = ['MATRIX_MAX', 'SymbolMax', 'ConvBound', 'certified_conv_bound', 'conv_spectral_norm', 'all_sizes_certificate',
-           'sup_direction', 'size_certificate']
+__all__ = ['MATRIX_MAX', 'GridState', 'SymbolMax', 'ConvBound', 'certified_conv_bound', 'conv_spectral_norm',
+           'all_sizes_certificate', 'sup_direction', 'size_certificate']
 
 # %% ../nbs/api/03b_conv_norm.ipynb #b4bbfc60
 def _taps(geo:ConvGeometry): # yields (tap index, phase index, offset index), one entry per spatial dimension each
@@ -91,6 +91,9 @@ def _gram(A:Tensor) -> Tensor:
 
 def _top(K:Tensor) -> tuple[Tensor, Tensor, Tensor]:
     "λ̂ = σ̂² and unit singular vectors (u, v) of a batch of complex matrices (B, m, n), by `eigh` of the smaller Gram matrix."
+    if K.shape[0] == 1 and min(K.shape[-2:]) <= 32:  # one small matrix: an SVD is the fewer operations
+        U, sv, Vh = torch.linalg.svd(K)
+        return sv[..., 0]**2, U[..., 0], Vh[..., 0, :].conj_physical()
     A = _side(K)
     lam, V = torch.linalg.eigh(_gram(A)); x = V[..., -1]
     y = (A @ x[..., None])[..., 0]; y = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-300)
@@ -190,52 +193,123 @@ def _chol_bounds(M:Tensor, # (B, r, r) complex64/128: the computed −H, its dia
     margin = (g/(1 - g)*dd.sum(-1) + 2*u*dd.amax(-1))*(1 + 4*u) + (r + 1)**2*2.0**-120
     return torch.where(info == 0, (s + 2*margin)*(1 + 8*U64), torch.full_like(s, math.inf))
 
+class GridState(NamedTuple):
+    "What a grid certificate hands to the next call on the same grid: the kernel's Gram coefficients and per-point proven bounds."
+    C: Tensor  # (g, n_K, r, r) float64 Gram coefficients of the kernel certified (units of its scaled kernel)
+    bound: Tensor  # (g·P,) float64 proven bounds on λ_max(H(ω)) of the exact kernel at every (group, point)
+    err: float  # Σ_k‖C̃_k − C_k‖_F ≤ err: the coefficients' rounding
+    x: Tensor  # (g·P, r) power vectors (warm starts)
+    best: int  # flat index of the maximiser
+    kappa: float = 0.1  # per-point shifts ρ̂(1 + κ) where ρ̂ is well below the maximum: bounds later calls carry by Weyl
+    scale: float = 1.0  # the power of two the kernel was divided by (`size_certificate` converts between calls)
+
+@functools.lru_cache(maxsize=64)
+def _diff_offsets(Q:tuple) -> tuple[Tensor, Tensor]: # (n_K²,) index of δ = k − l for each pair of Gram offsets; the δ (n_δ, d)
+    span = [2*x - 1 for x in Q]  # the Gram offsets k: −(Q−1)…Q−1 per dimension, row-major
+    k = _qgrid(span).long()
+    diff = k[:, None, :] - k[None, :, :]
+    idx = torch.zeros(len(k), len(k), dtype=torch.long)
+    for j, x in enumerate(Q): idx = idx*(4*x - 3) + diff[..., j] + 2*(x - 1)
+    return idx.flatten(), _qgrid([4*x - 3 for x in Q]) - torch.tensor([2.0*(x - 1) for x in Q], dtype=torch.float64)
+
+def _frobenius_symbol(D:Tensor, # (b, n_K, r, r) float64 real coefficient matrices at the Gram offsets
+                      Q:tuple, # the polyphase kernel's tap extent (fixes the offsets)
+                      omega:Tensor, # (P, d) frequencies
+                     ) -> Tensor: # (b, P) float64: proven upper bounds on ‖Σ_k D_k e^{-iω·k}‖_F
+    "‖Σ_k D_k e^{-iω·k}‖_F at every frequency without forming a matrix: a cosine series in the Gram ⟨D_k, D_l⟩ of the coefficients."
+    Df = D.flatten(2)
+    G = Df @ Df.mT  # (b, n_K, n_K), symmetric: ‖·‖_F² = Σ_{k,l} G_kl e^{-iω·(k−l)} = g_0 + 2Σ_{δ>0} g_δ cos(ω·δ)
+    idx, dl = _diff_offsets(tuple(int(q) for q in Q))
+    gd = G.new_zeros(G.shape[0], dl.shape[0]).index_add_(1, idx.to(G.device), G.flatten(1))
+    h = dl.shape[0]//2
+    F2 = gd[:, h:h + 1] + 2*gd[:, h + 1:] @ torch.cos(omega @ dl[h + 1:].mT.to(omega)).mT  # (b, P)
+    T = torch.linalg.matrix_norm(D).sum(1)*(1 + 1e-12)  # Σ_k ‖D_k‖_F ≥ Σ_{k,l}|G_kl|^{1/2}… : |F̃² − F²| ≤ err·T²
+    arg = float(omega.abs().amax(0) @ dl.abs().amax(0).to(omega)) if omega.numel() else 0.0
+    err = 2*(gamma(D.shape[-1]**2 + 2*dl.shape[0] + 4) + 4*U64*(arg + 4))*1.01
+    return torch.sqrt((F2 + err*(T*T)[:, None]).clamp_min(0))*(1 + 4*U64)
+
+_SCREEN_MIN = 2**21  # grids with more than this many g·P·r³ try the cheap per-point bounds first
+
 def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤ 1
                 grid:tuple, # the circular grid
                 rtol:float, # wanted tightness
-                x0:Tensor|None=None, # (g·P, r) the last call's power vectors on this grid (a warm start)
-               ) -> tuple[SymbolMax, Tensor]: # the certificate (units of Wp) and the power vectors for the next call
-    "A proven bound on max over the grid of σ_max(K(ω)): the Gram symbol from its coefficients and one batched Cholesky."
+                state:GridState|None=None, # what the last call on this grid returned (in this kernel's units)
+               ) -> tuple[SymbolMax, GridState]: # the certificate (units of Wp) and the state for the next call
+    "A proven bound on max over the grid of σ_max(K(ω)): cheap bounds where they settle a point, a batched Cholesky elsewhere."
     C, ks, S = _gram_coefficients(Wp)
+    Q = tuple(Wp.shape[3:])
     omega = _half_grid(list(grid)).to(Wp.device)
-    r = C.shape[-1]
+    g, r, P = C.shape[0], C.shape[-1], omega.shape[0]
     single = gamma(2*r + 8, U32)*r <= rtol  # the factorisation's margin in float32 is below rtol: all of it in single precision
     rdt, u = (torch.float32, U32) if single else (torch.float64, U64)
-    N = _neg_gram_symbol(C, ks, omega, rdt)
-    g, P = N.shape[0], N.shape[1]
-    N = N.flatten(0, 1)
-    M, cdt = N, N.dtype
-    warm = x0 is not None and x0.shape == (g*P, r)
-    x = x0.to(cdt) if warm else torch.ones(g*P, r, dtype=cdt, device=M.device)
-    steps = 1 if warm else 3  # power steps on −M = H at all points at once: one from the last step's vectors
-    for k in range(steps):
-        y = (M @ x[..., None])[..., 0]  # (a batched product reads every matrix once: as costly as a tenth of the factorisation)
-        if k == steps - 1: lam = -torch.real((x.conj_physical()*y).sum(-1)).double()  # Rayleigh quotients: x is a unit vector here
-        x = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-30)
+    cdt = torch.complex64 if single else torch.complex128
+    coef_err = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)  # Σ_k‖C̃_k − C_k‖_F (the coefficients' dot products)
+    warm = state is not None and state.C.shape == C.shape and state.C.device == C.device and state.bound.shape == (g*P,)
+    kappa = state.kappa if state is not None else 0.1
+    screen = g*P*r**3 > _SCREEN_MIN  # below this, factorising every point costs less than the cheap bounds' few operations
+    if screen:  # cheap proven bounds at every point: λ_max(H) ≤ ‖H‖_F, and (warm) Weyl from the last call's bound at the
+        # same point, λ_max(H) ≤ λ_max(H') + ‖H − H'‖₂ ≤ bound' + ‖H − H'‖_F; cosine series in the coefficients (no matrix formed)
+        D = torch.cat([C, C - state.C]) if warm else C
+        fro = _frobenius_symbol(D, Q, omega)
+        pre = fro[:g].flatten() + coef_err
+        if warm:  # the difference C − C' rounded once: Σ‖ΔC̃ − ΔC‖_F ≤ u·Σ‖ΔC̃‖_F
+            dC = float(torch.linalg.matrix_norm(D[g:]).sum(1).amax())*(1 + 1e-12)
+            pre = torch.minimum(pre, state.bound + fro[g:].flatten() + (state.err + coef_err + 2*U64*dC)*(1 + 1e-12))
+    else: pre = torch.full((g*P,), math.inf, dtype=torch.float64, device=Wp.device)
     def exact(i): # σ̂², singular vectors at flat index i, from the symbol in float64 (the estimate and the derivative's vectors)
         gi, pi = divmod(i, P)
         return _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))
-    best = int(lam.argmax())
-    top = exact(best)
-    ev = torch.full_like(lam, -math.inf)
-    ev[best] = top[0][0]  # λ_max where the maximum most likely is: it sets the common shift
-    def again(i): # the computed −H at flat indices i (group-major), afresh: M's diagonals are shifted in place
-        return _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)]
+    best = state.best if warm else int(fro[:g].flatten().argmax()) if screen else None  # where the maximum most likely is
+    top = exact(best) if best is not None else None
+    lam0 = float(top[0][0]) if top is not None else -math.inf  # ≤ the maximum: sets the common shift
     tau = rtol/4
-    bnd = _chol_bounds(M, torch.full_like(ev, float(ev.max())*(1 + tau)**2))
-    for _ in range(3):  # points above the shift: their own eigenvalue and shift
-        bad = (~torch.isfinite(bnd)).nonzero().flatten()
-        if not len(bad): break
-        Nb = again(bad)
-        ev[bad] = -torch.linalg.eigvalsh(Nb.to(torch.complex128))[..., 0]
-        bnd[bad] = _chol_bounds(Nb, ev[bad].clamp_min(0)*(1 + tau)**2 + 1e-300)
-        tau *= 4
-    up = math.sqrt(float(bnd.max()) + _gram_error(Wp, omega, C, S, u))*(1 + 4*U64)
-    i = int(ev.argmax())
-    lt, u, v = top if i == best else exact(i)
-    gi, pi = divmod(i, P)
+    s = lam0*(1 + tau)**2
+    x_all = state.x.to(cdt, copy=True) if warm else torch.ones(g*P, r, dtype=cdt, device=Wp.device)
+    bound = pre.clone()
+    pts = (pre > s).reshape(g, P).any(0).nonzero().flatten()  # points the cheap bounds do not settle: every group there
+    R = (torch.arange(g, device=pts.device)[:, None]*P + pts[None]).flatten()  # their flat (group, point) indices
+    ev = torch.full((len(R),), -math.inf, dtype=torch.float64, device=Wp.device)
+    if len(R):
+        M = _neg_gram_symbol(C, ks, omega[pts], rdt).flatten(0, 1)  # −H̃ at those points, group-major as R
+        x = x_all[R]
+        steps = 1 if warm else 3  # power steps on −M = H: one from the last call's vectors
+        for k in range(steps):
+            y = (M @ x[..., None])[..., 0]
+            if k == steps - 1: rho = -torch.real((x.conj_physical()*y).sum(-1)).double()  # Rayleigh quotients (‖x‖ = 1)
+            x = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-30)
+        x_all[R] = x
+        j = int(rho.argmax())
+        if float(rho[j]) > lam0:  # the maximum may have moved: its exact value there
+            tj = exact(int(R[j]))
+            if float(tj[0][0]) > lam0: best, top, lam0 = int(R[j]), tj, float(tj[0][0]); s = lam0*(1 + tau)**2
+        def again(i): # the computed −H at flat indices i (group-major), afresh: M's diagonals are shifted in place
+            return _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)]
+        if screen:  # a point clearly below the maximum gets its own bound (for later calls to carry), the others the common one
+            own = rho.clamp_min(0)*(1 + kappa) + 1e-300
+            sh = torch.where(own <= 0.9*s, own, s)
+        else: sh = torch.full_like(rho, s)
+        bnd = _chol_bounds(M, sh)
+        if screen:  # where ρ̂(1 + κ) was below λ_max: the common shift; κ adapts to how often that happens
+            low = (~torch.isfinite(bnd) & (sh < s)).nonzero().flatten()
+            n_own = int((sh < s).sum())
+            kappa = min(kappa*1.5, 0.5) if len(low) > 0.25*n_own else max(kappa/1.2, 0.02) if len(low) < 0.05*n_own else kappa
+            if len(low): bnd[low] = _chol_bounds(again(R[low]), torch.full((len(low),), s, dtype=torch.float64, device=M.device))
+        t = tau
+        for _ in range(3):  # points above the common shift: their own eigenvalue and shift
+            bad = (~torch.isfinite(bnd)).nonzero().flatten()
+            if not len(bad): break
+            Nb = again(R[bad])
+            ev[bad] = -torch.linalg.eigvalsh(Nb.to(torch.complex128))[..., 0]
+            bnd[bad] = _chol_bounds(Nb, ev[bad].clamp_min(0)*(1 + t)**2 + 1e-300)
+            t *= 4
+        bound[R] = bnd + _gram_error(Wp, omega[pts], C, S, u)
+    up = math.sqrt(float(bound.max()))*(1 + 4*U64)
+    if len(R) and float(ev.max()) > lam0: best = int(R[int(ev.argmax())]); top = exact(best)
+    lt, uu, vv = top
+    gi, pi = divmod(best, P)
     est = math.sqrt(float(lt[0]))
-    return SymbolMax(up, est, g*P, up <= est*(1 + rtol), omega[pi], gi, u[0], v[0], cropped=False), x
+    return (SymbolMax(up, est, len(R), up <= est*(1 + rtol), omega[pi], gi, uu[0], vv[0], cropped=False),
+            GridState(C, bound, coef_err, x_all, best, kappa))
 
 # %% ../nbs/api/03b_conv_norm.ipynb #01eff61a
 def _half_grid(M:list) -> Tensor: # (P, d): the frequencies 2πj/M per dimension, last dimension j ≤ M/2 only (cached: do not modify)
@@ -490,10 +564,13 @@ def size_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any floatin
                      geo:ConvGeometry, # its geometry
                      size:tuple, # the spatial input size
                      rtol:float, # tightness of the grid's bound
-                     warm:Tensor|None=None, # the power vectors a previous call returned for this size
-                    ) -> tuple[float, SymbolMax, ConvGeometry, float, Tensor]: # (upper incl. gain, certificate, geometry used, gain, warm)
+                     warm:GridState|None=None, # what a previous call returned for this size (any kernel of this shape)
+                    ) -> tuple[float, SymbolMax, ConvGeometry, float, GridState]: # (upper incl. gain, certificate, geometry used, gain, warm)
     "The proven bound of `certified_conv_bound` at one input size by the grid route, with what a constraint needs to differentiate it."
     g, grid, gain = _size_grid(geo, check_size(geo, size))
     Wp, sc = _scaled_polyphase(weight, g, crop=False)  # a shift does not change the grid's maximum: no need to crop
-    r, x = _grid_bound(Wp, grid, rtol, warm)
-    return r.upper*sc*gain*(1 + 4*U64), r._replace(upper=r.upper*sc, estimate=r.estimate*sc), g, gain, x
+    if warm is not None and warm.scale != sc:  # the kernel's power-of-two scale moved: the state in the new units (exact)
+        q = (warm.scale/sc)**2
+        warm = warm._replace(C=warm.C*q, bound=warm.bound*q, err=warm.err*q, scale=sc)
+    r, state = _grid_bound(Wp, grid, rtol, warm)
+    return r.upper*sc*gain*(1 + 4*U64), r._replace(upper=r.upper*sc, estimate=r.estimate*sc), g, gain, state._replace(scale=sc)

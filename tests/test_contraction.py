@@ -192,3 +192,10 @@ def test_conv_stress_fused_adam():
 @pytest.mark.parametrize('name', ['Conv2d 3x3 zeros', 'Conv2d 4x4 stride 2 reflect'])
 def test_conv_stress_all_sizes(name):   # the all-sizes guarantee: both sizes in force from the first step
     assert conv_stress(*CONV_LAYERS[name], guarantee='all') <= 1.0
+
+@pytest.mark.parametrize('name', ['Conv2d 3x3 zeros', 'Conv2d 2x2 groups 2 replicate', 'Conv1d 5 stride 2 zeros'])
+def test_conv_stress_screened(name, monkeypatch):   # the cheap per-point bounds (Frobenius, Weyl carry) on every refresh
+    import linear_contraction.conv_norm as conv_norm
+    monkeypatch.setattr(conv_norm, '_SCREEN_MIN', 0)
+    assert conv_stress(*CONV_LAYERS[name]) <= 1.0
+    assert conv_stress(*CONV_LAYERS[name], steps=24, seed=1) <= 1.0

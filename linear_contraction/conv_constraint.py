@@ -40,9 +40,10 @@ class ConvCertifier:
         self.c, self.clip, self.rtol, self.geo, self.name = c, clip, rtol, geo, name
         self.gain = padding_gain(geo, None)  # the padding's factor over all input sizes (≥ its factor at any one size)
         self.key, self.seen, self.anchor, self.out, self.w_eff = None, None, None, None, None
-        self.warm = {}  # input size -> the power vectors of its last grid certificate
+        self.warm = {}  # input size -> the `GridState` of its last grid certificate (what the next one starts from)
         self.bound = 0.0  # the proven bound on the layer (the sizes in force) of the kernel last certified
         self.routes = dict(cached=0, weyl=0, torus=0, sizes=0, fallback=0)
+        self.points = 0  # frequencies the last certificate factorised (the rest settled by cheap bounds)
 
     def refresh(self, W:Tensor, # (c_out, c_in/groups, *kernel) the kernel
                 check_data:bool=False, force:bool=False,
@@ -66,13 +67,15 @@ class ConvCertifier:
             d = float(torch.linalg.vector_norm(taps - a[0].flatten(2), dim=(0, 1)).sum())*(1 + 1e-12)
             weyl = (a[1] + self.gain*d)*(1 + 4*U64)  # ‖A(W)‖ ≤ ‖A(W_a)‖ + ‖A(W − W_a)‖ ≤ β_a + gain·Σ_taps‖ΔW_tap‖_F (clip, inside c: may settle it)
         if F_ == 0.0 or (self.clip and weyl <= self.c):
+            self.points = 0
             self._set(W, key, 1.0, 0.0, 0.0, None, 0.0 if F_ == 0.0 else weyl, 'weyl')
             return self.out
-        if sizes is None: (up, r, g, _), route = all_sizes_certificate(W64, self.geo, self.rtol), 'torus'
+        if sizes is None: (up, r, g, _), route = all_sizes_certificate(W64, self.geo, self.rtol), 'torus'; self.points = r.points
         else:
-            up, r, g, route = -math.inf, None, None, 'sizes'
+            up, r, g, route, self.points = -math.inf, None, None, 'sizes', 0
             for size in sizes:  # the bound for the sizes in force is the largest of theirs
                 b, rs, gs, _, self.warm[size] = size_certificate(W64, self.geo, size, self.rtol, self.warm.get(size))
+                self.points += rs.points
                 if r is None or not b <= up: up, r, g = b, rs, gs
         sigma = r.estimate
         if not math.isfinite(up):  # no certificate could be made: a weaker bound that is still proven, never an unproven one

@@ -22,7 +22,8 @@ from .core import caption, median_interleaved, median_time, progress, save_figur
 
 # %% auto #0
 __all__ = ['norm_speed', 'tightness', 'tightness_table', 'plot_tightness', 'peer_convs', 'used_sigma', 'amplify', 'sigma_used',
-           'step_timer', 'cost_rows', 'cost_table', 'plot_sigma', 'benchmark']
+           'step_timer', 'cost_rows', 'cost_table', 'cost_through_training', 'training_table', 'plot_sigma',
+           'benchmark']
 
 # %% ../../nbs/bench/06_conv.ipynb #0bb9d690
 def norm_speed(c_small:int=16, # channels of the layers small enough to materialise
@@ -173,8 +174,7 @@ def cost_rows(cases=((16, 8, 32), (16, 8, 256), (64, 32, 32), (64, 32, 256)), # 
         t = median_interleaved(timers, 1, reps)
         W64 = layers['contraction(nn.Conv2d)'].parametrizations.weight.original.detach().double()
         geo = conv_geometry(W64, padding=1)
-        warm = size_certificate(W64, geo, (N, N), 1e-3)[4]
-        t_size, (_, r_size, *_) = median_time(lambda: size_certificate(W64, geo, (N, N), 1e-3, warm), repeats=reps)
+        t_size, (_, r_size, *_) = median_time(lambda: size_certificate(W64, geo, (N, N), 1e-3), repeats=reps)  # cold: no carry
         t_all, (_, r_all, *_) = median_time(lambda: all_sizes_certificate(W64, geo, 1e-3), repeats=reps)
         base = t['nn.Conv2d']
         row = dict(c=c, N=N, batch=b, conv_ms=1e3*base, size_ms=1e3*t_size, size_points=r_size.points,
@@ -191,12 +191,39 @@ def cost_table(rows:list[dict]) -> str:
     short = {'torch spectral_norm': 'torch SN', 'deel-torchlip SpectralConv2d': 'torchlip', 'orthogonium AOC': 'AOC',
              'contraction(nn.Conv2d)': 'contraction', "contraction, sizes='all'": "(sizes='all')"}
     head = (f"{'c':>3} {'N':>3} {'b':>3} | {'Conv2d ms':>9} | " + ' '.join(f'{short.get(k, k):>13}' for k in names)
-            + f" | {'one size: ms (freq.)':>20} | {'all sizes: ms (freq.)':>21}")
+            + f" | {'one size, cold: ms (freq.)':>26} | {'all sizes: ms (freq.)':>21}")
     lines = ['training step (Adam, float32, 3×3, padding 1) / nn.Conv2d training step; the certificates alone', head, '-'*len(head)]
     for r in rows:
         lines.append(f"{r['c']:3d} {r['N']:3d} {r['batch']:3d} | {r['conv_ms']:9.2f} | " + ' '.join(f'{r[k]:12.2f}x' for k in names)
-                     + f" | {r['size_ms']:12.1f} ({r['size_points']:5d}) | {r['all_ms']:13.1f} ({r['all_points']:5d})")
+                     + f" | {r['size_ms']:18.1f} ({r['size_points']:5d}) | {r['all_ms']:13.1f} ({r['all_points']:5d})")
     return '\n'.join(lines)
+def cost_through_training(c:int=64, N:int=32, batch:int=32,
+                          steps:int=100, # training steps of each layer, alternating
+                          window:int=10, # steps per row
+                          lr:float=1e-3,
+                         ) -> list[dict]:
+    "Step time of `contraction(nn.Conv2d)` through a training run, per window of steps, against nn.Conv2d stepped alternately."
+    layers = peer_convs(c)
+    ref, lc = layers['nn.Conv2d'], layers['contraction(nn.Conv2d)']
+    x, y = amplify(c, N, batch)
+    t_ref, t_lc = step_timer(ref, x, y, lr), step_timer(lc, x, y, lr)
+    cert = lc.parametrizations.weight[0].cert
+    rows, acc = [], []
+    for k in progress(range(steps), f'conv cost through training ({c} ch, {N}×{N}, batch {batch})'):
+        acc.append((t_ref(1), t_lc(1), cert.points))
+        if len(acc) == window:
+            r, l, p = (sum(v)/len(acc) for v in zip(*acc))
+            rows.append(dict(first=k + 2 - window, last=k + 1, conv_ms=1e3*r, ratio=l/r, points=p))
+            acc = []
+    for row in rows: row['grid'] = (N + 1)*((N + 1)//2 + 1)  # the 3×3, padding-1 layer's smallest circular frame
+    return rows
+
+def training_table(rows:list[dict], title:str) -> str:
+    "Per window of training steps: nn.Conv2d ms, contraction / nn.Conv2d, frequencies factorised per step."
+    lines = [title, f"{'steps':>9} | {'Conv2d ms':>9} | {'contraction':>11} | frequencies factorised", '-'*62]
+    lines += [f"{r['first']:4d}–{r['last']:<4d} | {r['conv_ms']:9.2f} | {r['ratio']:10.2f}x | {r['points']:7.1f} of {r['grid']}" for r in rows]
+    mean = sum(r['ratio'] for r in rows)/len(rows)
+    return '\n'.join(lines + [f"{'all':>9} | {'':9} | {mean:10.2f}x |"])
 
 # %% ../../nbs/bench/06_conv.ipynb #d51c1c1e
 def plot_sigma(runs:dict, every:int, title:str):
@@ -230,9 +257,12 @@ def benchmark(quick:bool=False, # small layers only: a smoke run in seconds
                                       for k, v in runs.items()))
     rows = cost_rows(cases=((4, 6, 8),), reps=1, warmup=1) if quick else cost_rows()
     print(cost_table(rows))
+    runs = ([(4, 6, 8)] if quick else [(64, 32, 32), (16, 8, 32)])
+    through = {f'{c} ch, {N}×{N}, batch {b}': cost_through_training(c, N, b, *((6, 3) if quick else (100, 10))) for c, N, b in runs}
+    for k, v in through.items(): print(training_table(v, f'through training ({k}): mean of each window of steps, the two layers alternating'))
     save_results(out, 'conv', speed=speed, tightness=tight, sigma_small={k: max(v) for k, v in small.items()},
-                 sigma_big={k: max(v) for k, v in big.items()}, rows=rows)  # (Krylov, upper) of the largest Krylov value
+                 sigma_big={k: max(v) for k, v in big.items()}, rows=rows, through=through)  # (Krylov, upper) of the largest Krylov value
     figs = [(plot_tightness(tight), 'conv_tightness.png'), (plot_sigma(small, 4 if not quick else 5, 'σ used, 16 channels, 8×8' if not quick else 'σ used'), 'conv_sigma_small.png')]
     if big: figs.append((plot_sigma(big, 10, 'σ used, 64 channels, 32×32'), 'conv_sigma_big.png'))
     for fig, name in figs: save_figure(fig, Path(out)/name); plt.close(fig)
-    return dict(speed=speed, tightness=tight, small=small, big=big, rows=rows)
+    return dict(speed=speed, tightness=tight, small=small, big=big, rows=rows, through=through)

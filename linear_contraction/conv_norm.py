@@ -165,20 +165,6 @@ def _gram_error(Wp:Tensor, omega:Tensor, C:Tensor, S:float, u:float=U64) -> floa
     coef = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)  # the coefficients (float64 dot products), real and imaginary
     return (coef + 2*(eps_phase + 2*u + gamma(C.shape[1] + 4, u))*(sum_C + coef))*1.01
 
-_POOL = None  # worker threads for large batches of factorisations (made on first use)
-
-def _cholesky_info(M:Tensor) -> Tensor: # (B,) int: 0 where the factorisation of M_i succeeded
-    "Batched Cholesky (upper: the faster layout here) split over the intra-op threads: torch runs a batch of small ones serially."
-    global _POOL
-    k = torch.get_num_threads()
-    if k < 2 or M.shape[0] < 64 or M.shape[-1] < 32: return torch.linalg.cholesky_ex(M, upper=True)[1]
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(k, thread_name_prefix='linear_contraction')
-    parts = M.tensor_split(k)
-    futs = [_POOL.submit(torch.linalg.cholesky_ex, p, upper=True) for p in parts[1:]]
-    return torch.cat([torch.linalg.cholesky_ex(parts[0], upper=True)[1]] + [f.result()[1] for f in futs])
-
 def _chol_bounds(M:Tensor, # (B, r, r) complex64/128: the computed −H, its diagonal shifted in place
                  s:Tensor, # (B,) float64 shifts
                 ) -> Tensor: # (B,) float64 proven bounds on λ_max(H) (inf where the factorisation failed)
@@ -187,7 +173,9 @@ def _chol_bounds(M:Tensor, # (B, r, r) complex64/128: the computed −H, its dia
     u = U32 if M.dtype == torch.complex64 else U64
     d = M.diagonal(dim1=-2, dim2=-1)
     d.add_(s.to(d.real.dtype)[:, None])
-    info = _cholesky_info(M)
+    # one batched call (upper: the faster layout here). Splitting the batch over worker threads was measured slower in
+    # training: the workers' OpenMP teams spin after each call and slow the next convolution and eigensolve
+    info = torch.linalg.cholesky_ex(M, upper=True)[1]
     dd = d.real.to(torch.float64).abs()
     g = gamma(2*r + 8, u)
     margin = (g/(1 - g)*dd.sum(-1) + 2*u*dd.amax(-1))*(1 + 4*u) + (r + 1)**2*2.0**-120
@@ -256,12 +244,11 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
             dC = float(torch.linalg.matrix_norm(D[g:]).sum(1).amax())*(1 + 1e-12)
             pre = torch.minimum(pre, state.bound + fro[g:].flatten() + (state.err + coef_err + 2*U64*dC)*(1 + 1e-12))
     else: pre = torch.full((g*P,), math.inf, dtype=torch.float64, device=Wp.device)
-    def exact(i): # σ̂², singular vectors at flat index i, from the symbol in float64 (the estimate and the derivative's vectors)
+    def exact(i): # λ̂ = σ̂² at flat index i, from the Gram symbol in float64 (an eigenvalue solve without vectors)
         gi, pi = divmod(i, P)
-        return _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))
+        return float(-torch.linalg.eigvalsh(_neg_gram_symbol(C, ks, omega[pi:pi + 1])[gi, 0])[0])
     best = state.best if warm else int(fro[:g].flatten().argmax()) if screen else None  # where the maximum most likely is
-    top = exact(best) if best is not None else None
-    lam0 = float(top[0][0]) if top is not None else -math.inf  # ≤ the maximum: sets the common shift
+    lam0 = exact(best) if best is not None else -math.inf  # ≤ the maximum: sets the common shift
     tau = rtol/4
     s = lam0*(1 + tau)**2
     x_all = state.x.to(cdt, copy=True) if warm else torch.ones(g*P, r, dtype=cdt, device=Wp.device)
@@ -280,8 +267,8 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
         x_all[R] = x
         j = int(rho.argmax())
         if float(rho[j]) > lam0:  # the maximum may have moved: its exact value there
-            tj = exact(int(R[j]))
-            if float(tj[0][0]) > lam0: best, top, lam0 = int(R[j]), tj, float(tj[0][0]); s = lam0*(1 + tau)**2
+            lj = exact(int(R[j]))
+            if lj > lam0: best, lam0 = int(R[j]), lj; s = lam0*(1 + tau)**2
         def again(i): # the computed −H at flat indices i (group-major), afresh: M's diagonals are shifted in place
             return _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)]
         if screen:  # a point clearly below the maximum gets its own bound (for later calls to carry), the others the common one
@@ -304,9 +291,9 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
             t *= 4
         bound[R] = bnd + _gram_error(Wp, omega[pts], C, S, u)
     up = math.sqrt(float(bound.max()))*(1 + 4*U64)
-    if len(R) and float(ev.max()) > lam0: best = int(R[int(ev.argmax())]); top = exact(best)
-    lt, uu, vv = top
+    if len(R) and float(ev.max()) > lam0: best = int(R[int(ev.argmax())])
     gi, pi = divmod(best, P)
+    lt, uu, vv = _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))  # σ̂ and the singular vectors, from the symbol
     est = math.sqrt(float(lt[0]))
     return (SymbolMax(up, est, len(R), up <= est*(1 + rtol), omega[pi], gi, uu[0], vv[0], cropped=False),
             GridState(C, bound, coef_err, x_all, best, kappa))

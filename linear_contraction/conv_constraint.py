@@ -158,7 +158,9 @@ class ConvConstraint(Constraint):
         self.sizes = sizes
         self._geometry = repr(tuple(geo))  # plain literals: the operator's string argument
         kw = dict(dtype=weight.dtype, device=weight.device)
-        self.register_buffer('_D', torch.zeros_like(weight))  # the last eager certificate: ∂σ̂/∂W
+        # a cache of the last eager certificate, never read back (a reload re-certifies): ∂σ̂/∂W, a full kernel, stays out of
+        # the state dict; the scale, whether it is active and the proven bound are saved, so that a checkpoint shows them
+        self.register_buffer('_D', torch.zeros_like(weight), persistent=False)
         self.register_buffer('_scale', torch.ones((), **kw))
         self.register_buffer('_active', torch.zeros((), **kw))
         self.register_buffer('_beta', torch.zeros((), dtype=torch.float64, device=weight.device))  # proven bound, sizes in force
@@ -178,6 +180,10 @@ class ConvConstraint(Constraint):
         return self.cert.refresh(W, check_data, force, self.sizes)
 
     def _weight_shape(self) -> tuple: return tuple(self._D.shape)  # ∂σ̂/∂W is kernel-shaped
+
+    def _load_from_state_dict(self, state_dict, prefix, *args):
+        state_dict.pop(prefix + '_D', None)  # checkpoints of earlier versions saved this cache: it is not read back
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _mirror(self, out:tuple) -> None:
         coef, D = out

@@ -105,19 +105,19 @@ class SpectralBound(NamedTuple):
     estimate: float  # a (floating-point) lower estimate of σ_max(A): √(vᵀAᵀAv)
     v: Tensor  # (n,) unit vector, approximately the top right singular vector: a warm start for the next call
     n_chol: int  # Cholesky factorisations tried
-    tight: bool  # upper ≤ estimate·(1 + rtol)
+    tight: bool  # upper ≤ estimate·(1 + slack)
 
 def certified_spectral_bound(A:Tensor, # (m, n) real floating-point matrix
-                             *, rtol:float=1e-6, # wanted tightness: upper ≤ σ_max(A)·(1 + rtol)
+                             *, slack:float=1e-6, # wanted tightness: upper ≤ σ_max(A)·(1 + slack)
                              v0:Tensor|None=None, # (min-side,) warm start, e.g. the `v` of a previous call
                              maxiter:int=20, # warm power steps before the exact fallback
-                             throw:bool=False, # raise instead of warn when the bound is not `rtol`-tight
+                             throw:bool=False, # raise instead of warn when the bound is not `slack`-tight
                             ) -> SpectralBound:
-    "A proven upper bound on σ_max(A), tight to `rtol`: a Cholesky certificate of `β²I − AᵀA` in float64."
+    "A proven upper bound on σ_max(A), tight to `slack`: a Cholesky certificate of `β²I − AᵀA` in float64."
     check_matrix(A, 'A')
     if A.ndim != 2: raise ValueError(f'Expected A to be a matrix of shape (m, n), but got shape {tuple(A.shape)}. '
                                      'Loop over the batch, e.g. [certified_spectral_bound(a) for a in A].')
-    if not (rtol > 0 and math.isfinite(rtol)): raise ValueError(f'Expected rtol > 0 and finite, but got rtol={rtol}.')
+    if not (slack > 0 and math.isfinite(slack)): raise ValueError(f'Expected slack > 0 and finite, but got slack={slack}.')
     check_finite(A, 'A')
     A64 = A.detach().to(torch.float64)
     if A64.shape[0] < A64.shape[1]: A64 = A64.mT  # the Gram matrix of the smaller side
@@ -128,8 +128,8 @@ def certified_spectral_bound(A:Tensor, # (m, n) real floating-point matrix
     A64 = torch.ldexp(A64, torch.tensor(-e))  # exact: entries now in [0.5, 1) at most, no overflow in G
     G = A64.mT @ A64
     scale2 = 2.0**(2*e)
-    tau = 1.8*rtol  # shift of λ = σ²; σ is then over-estimated by about τ/2 < rtol
-    lam, v, _ = _top_eig(G, v0, maxiter, rtol*1e-2)
+    tau = 1.8*slack  # shift of λ = σ²; σ is then over-estimated by about τ/2 < slack
+    lam, v, _ = _top_eig(G, v0, maxiter, slack*1e-2)
     tries = 1
     ok, b2 = shift_certificate(A64, G, lam*(1 + tau))
     if not ok:  # the warm estimate was too low (poor start, crossing singular values): Lanczos
@@ -148,7 +148,7 @@ def certified_spectral_bound(A:Tensor, # (m, n) real floating-point matrix
         b2 = float(G.square().sum().sqrt())*(1 + 4*n*U64) + _gamma(A64.shape[0])*float(A64.square().sum())
     upper = math.sqrt(b2*scale2)*(1 + 4*U64)
     est = math.sqrt(max(lam, 0.0)*scale2)
-    tight = upper <= est*(1 + rtol)
+    tight = upper <= est*(1 + slack)
     if not tight: report_nonconvergence('certified_spectral_bound', f'bound {upper:.6g} exceeds the estimate {est:.6g} by '
-                                        f'more than rtol={rtol:g}', 'Increase `rtol`.', throw=throw)
+                                        f'more than slack={slack:g}', 'Increase `slack`.', throw=throw)
     return SpectralBound(upper, est, v, tries, tight)

@@ -86,14 +86,14 @@ class Constraint(nn.Module):
 
     def __init__(self, c:float, # the bound on the operator norm of the constrained map
                  mode:str, # 'clip' or 'normalize' ('normalise' accepted)
-                 rtol:float, # tightness of the certificates
+                 slack:float, # tightness of the certificates
                  name:str, # owner and parameter name for error messages
-                 rtol_max:float, # the largest tightness this kind of constraint accepts
+                 slack_max:float, # the largest tightness this kind of constraint accepts
                 ):
         super().__init__()
         self.c, self.mode = check_c(c), check_mode(mode)
-        if not (1e-12 < rtol < rtol_max): raise ValueError(f'Expected 1e-12 < rtol < {rtol_max:g}, but got rtol={rtol!r}.')
-        self.rtol, self.name, self.clip = float(rtol), name, self.mode == 'clip'
+        if not (1e-12 < slack < slack_max): raise ValueError(f'Expected 1e-12 < slack < {slack_max:g}, but got slack={slack!r}.')
+        self.slack, self.name, self.clip = float(slack), name, self.mode == 'clip'
         self._pid = None  # id of the parameter last refreshed (tracked for the optimizer hook)
 
     def _certifier(self): raise NotImplementedError  # a fresh eager state for these settings

@@ -28,7 +28,7 @@ class LinearContraction(nn.Module):
                  bias:bool=True, # learn an additive bias
                  *, c:float=1.0, # the Lipschitz bound: σ_max(W_eff) ≤ c
                  mode:str='clip', # 'clip' (weights inside the ball untouched), 'normalize' (σ_max(W_eff) = c) or 'orthogonal' (every σ near c)
-                 rtol:float=5e-5, # tightness of the certified bound used for the scale
+                 slack:float=5e-5, # tightness of the certified bound used for the scale
                  device=None, dtype=None):
         super().__init__()
         c = check_c(c)
@@ -37,8 +37,8 @@ class LinearContraction(nn.Module):
         self.weight = lin.weight
         self.bias = lin.bias
         name = f'{type(self).__name__}.weight'
-        self.constraint = (OrthogonalConstraint(self.weight, c, rtol, name) if mode == 'orthogonal' else
-                           MatrixConstraint(self.weight, c, mode, rtol, name))
+        self.constraint = (OrthogonalConstraint(self.weight, c, slack, name) if mode == 'orthogonal' else
+                           MatrixConstraint(self.weight, c, mode, slack, name))
 
     def effective_weight(self) -> Tensor: # (out_features, in_features)
         "The weight the forward uses, W·scale."
@@ -66,7 +66,7 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
                 name:str='weight', # the parameter to constrain
                 *, c:float=1.0, # the bound σ_max(W_eff) ≤ c
                 mode:str='clip', # 'clip', 'normalize' ('normalise' accepted), or 'orthogonal' (matrices: every singular value near c)
-                rtol:float|None=None, # tightness of the certified bound (None: 5e-5 for matrices, 1e-3 for convolutions)
+                slack:float|None=None, # tightness of the certified bound (None: 5e-5 for matrices, 1e-3 for convolutions)
                 sizes='seen', # convolutions: 'seen' (the input sizes it is called with, each proven before use), 'all', or sizes to start with
                ) -> nn.Module:
     "Constrain `module.<name>` so that the map it defines has ℓ² operator norm ≤ `c` (a parametrization); returns `module`."
@@ -82,7 +82,7 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
         if mode == 'orthogonal':
             raise ValueError(f"mode='orthogonal' is available for matrices (nn.Linear, 2-D weights); {label} is a convolution, whose "
                              "orthogonal constraint is not implemented yet. Use mode='normalize' (σ_max = c, proven) for convolutions.")
-        p = ConvConstraint(W, geo, c, mode, 1e-3 if rtol is None else rtol, label, conv_sizes(sizes, geo))
+        p = ConvConstraint(W, geo, c, mode, 1e-3 if slack is None else slack, label, conv_sizes(sizes, geo))
         parametrize.register_parametrization(module, name, p)
         p._hook = module.register_forward_pre_hook(p._see)
         return module
@@ -92,8 +92,8 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
         raise ValueError(f'contraction() supports 2-D weights (linear maps) and the kernels of nn.Conv1d/nn.Conv2d, but {label} has '
                          f'shape {tuple(W.shape)}. A kernel inside another module needs the operator norm of its convolution, not '
                          'of the kernel: use an nn.Conv1d/nn.Conv2d, or reshape explicitly if you mean the flattened kernel.')
-    p = (OrthogonalConstraint(W, c, 5e-5 if rtol is None else rtol, label) if mode == 'orthogonal' else
-         MatrixConstraint(W, c, mode, 5e-5 if rtol is None else rtol, label))
+    p = (OrthogonalConstraint(W, c, 5e-5 if slack is None else slack, label) if mode == 'orthogonal' else
+         MatrixConstraint(W, c, mode, 5e-5 if slack is None else slack, label))
     parametrize.register_parametrization(module, name, p)
     return module
 

@@ -36,8 +36,8 @@ SIZES = ('seen', 'all')  # the guarantees of a convolution's constraint: the inp
 
 class ConvCertifier:
     "The eager state of a convolution's constraint: the last certified kernel (for Weyl's bound), warm starts, and how each refresh went."
-    def __init__(self, c:float, clip:bool, rtol:float, geo:ConvGeometry, name:str='weight'):
-        self.c, self.clip, self.rtol, self.geo, self.name = c, clip, rtol, geo, name
+    def __init__(self, c:float, clip:bool, slack:float, geo:ConvGeometry, name:str='weight'):
+        self.c, self.clip, self.slack, self.geo, self.name = c, clip, slack, geo, name
         self.gain = padding_gain(geo, None)  # the padding's factor over all input sizes (≥ its factor at any one size)
         self.key, self.seen, self.anchor, self.out, self.w_eff = None, None, None, None, None
         self.warm = {}  # input size -> the `GridState` of its last grid certificate (what the next one starts from)
@@ -70,11 +70,11 @@ class ConvCertifier:
             self.points = 0
             self._set(W, key, 1.0, 0.0, 0.0, None, 0.0 if F_ == 0.0 else weyl, 'weyl')
             return self.out
-        if sizes is None: (up, r, g, _), route = all_sizes_certificate(W64, self.geo, self.rtol), 'torus'; self.points = r.points
+        if sizes is None: (up, r, g, _), route = all_sizes_certificate(W64, self.geo, self.slack), 'torus'; self.points = r.points
         else:
             up, r, g, route, self.points = -math.inf, None, None, 'sizes', 0
             for size in sizes:  # the bound for the sizes in force is the largest of theirs
-                b, rs, gs, _, self.warm[size] = size_certificate(W64, self.geo, size, self.rtol, self.warm.get(size))
+                b, rs, gs, _, self.warm[size] = size_certificate(W64, self.geo, size, self.slack, self.warm.get(size))
                 self.points += rs.points
                 if r is None or not b <= up: up, r, g = b, rs, gs
         sigma = r.estimate
@@ -106,18 +106,18 @@ class ConvCertifier:
 _CONV_REGISTRY = certifiers('conv')  # token -> certifier, as for matrices
 
 @torch.library.custom_op('linear_contraction::certify_conv', mutates_args=())
-def _certify_conv(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:bool, geometry:str, sizes:list[int]) -> tuple[Tensor, Tensor]:
+def _certify_conv(W:Tensor, token:int, c:float, slack:float, clip:bool, check_data:bool, geometry:str, sizes:list[int]) -> tuple[Tensor, Tensor]:
     "The convolution's refresh as an operator (compiled and exported graphs call it at every forward); `sizes` flattened, [-1]: all."
     cert = _CONV_REGISTRY.get(token)
-    if cert is None or (cert.c, cert.rtol, cert.clip) != (c, rtol, clip):
+    if cert is None or (cert.c, cert.slack, cert.clip) != (c, slack, clip):
         geo = ConvGeometry(*ast.literal_eval(geometry))  # e.g. an exported program run in a new process
-        cert = _CONV_REGISTRY[token] = ConvCertifier(c, clip, rtol, geo)
+        cert = _CONV_REGISTRY[token] = ConvCertifier(c, clip, slack, geo)
     d = W.ndim - 2
     coef, D = cert.refresh(W, check_data, sizes=None if sizes[:1] == [-1] else tuple(tuple(sizes[i:i + d]) for i in range(0, len(sizes), d)))
     return coef.clone(), D.contiguous().clone()  # contiguous whatever the layout of W (inductor may pass channels-last kernels)
 
 @_certify_conv.register_fake
-def _(W, token, c, rtol, clip, check_data, geometry, sizes): return W.new_empty(3), W.new_empty(W.shape)  # contiguous, as the real one
+def _(W, token, c, slack, clip, check_data, geometry, sizes): return W.new_empty(3), W.new_empty(W.shape)  # contiguous, as the real one
 
 class _ScaleD(torch.autograd.Function):
     "W ↦ W·scale whose derivative is that of W·c/β(W) with β ∝ σ(W) where active; D = ∂σ/∂W, ⟨D, W⟩ = σ."
@@ -149,11 +149,11 @@ class ConvConstraint(Constraint):
     def __init__(self, weight:Tensor, # (c_out, c_in/groups, *kernel)
                  geo:ConvGeometry, # the layer's geometry
                  c:float=1.0, mode:str='clip',
-                 rtol:float=1e-3, # tightness of the certificates
+                 slack:float=1e-3, # tightness of the certificates
                  name:str='weight',
                  sizes:tuple|None=(), # the input sizes proven so far (more are added as they are seen); None: every input size
                 ):
-        super().__init__(c, mode, rtol, name, 1e-1)
+        super().__init__(c, mode, slack, name, 1e-1)
         self.geo = geo
         self.sizes = sizes
         self._geometry = repr(tuple(geo))  # plain literals: the operator's string argument
@@ -168,7 +168,7 @@ class ConvConstraint(Constraint):
         with torch.no_grad(): self.refresh(weight)
 
     registry = _CONV_REGISTRY
-    def _certifier(self): return ConvCertifier(self.c, self.clip, self.rtol, self.geo, self.name)
+    def _certifier(self): return ConvCertifier(self.c, self.clip, self.slack, self.geo, self.name)
 
     def _see(self, module:nn.Module, args:tuple) -> None:
         "Forward pre-hook of the layer: an input size not seen before joins the sizes in force, so it is proven before it is used."
@@ -192,7 +192,7 @@ class ConvConstraint(Constraint):
     def forward(self, W:Tensor) -> Tensor:
         train = torch.is_grad_enabled() and W.requires_grad
         if torch.compiler.is_compiling():
-            coef, D = torch.ops.linear_contraction.certify_conv(W.detach(), self._token, self.c, self.rtol, self.clip, train,
+            coef, D = torch.ops.linear_contraction.certify_conv(W.detach(), self._token, self.c, self.slack, self.clip, train,
                                                                 self._geometry, [-1] if self.sizes is None else [n for s in self.sizes for n in s])
             scale, active, sigma = coef[0], coef[1], coef[2]
             g = scale*sigma/torch.where(active > 0, (D*W).sum(), torch.ones_like(scale))  # (D·W) = σ̂ in value
@@ -209,5 +209,5 @@ class ConvConstraint(Constraint):
         return 'the input sizes ' + ', '.join('×'.join(map(str, s)) for s in self.sizes)
 
     def extra_repr(self) -> str:
-        return (f'c={self.c}, mode={self.mode!r}, rtol={self.rtol:g}, padding_mode={self.geo.padding_mode!r}, '
+        return (f'c={self.c}, mode={self.mode!r}, slack={self.slack:g}, padding_mode={self.geo.padding_mode!r}, '
                 f'bound on: {self.guarantee()}')

@@ -220,7 +220,7 @@ _SCREEN_MIN = 2**21  # grids with more than this many g·P·r³ try the cheap pe
 
 def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤ 1
                 grid:tuple, # the circular grid
-                rtol:float, # wanted tightness
+                slack:float, # wanted tightness
                 state:GridState|None=None, # what the last call on this grid returned (in this kernel's units)
                ) -> tuple[SymbolMax, GridState]: # the certificate (units of Wp) and the state for the next call
     "A proven bound on max over the grid of σ_max(K(ω)): cheap bounds where they settle a point, a batched Cholesky elsewhere."
@@ -228,7 +228,7 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     Q = tuple(Wp.shape[3:])
     omega = _half_grid(list(grid)).to(Wp.device)
     g, r, P = C.shape[0], C.shape[-1], omega.shape[0]
-    single = gamma(2*r + 8, U32)*r <= rtol  # the factorisation's margin in float32 is below rtol: all of it in single precision
+    single = gamma(2*r + 8, U32)*r <= slack  # the factorisation's margin in float32 is below slack: all of it in single precision
     rdt, u = (torch.float32, U32) if single else (torch.float64, U64)
     cdt = torch.complex64 if single else torch.complex128
     coef_err = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)  # Σ_k‖C̃_k − C_k‖_F (the coefficients' dot products)
@@ -249,7 +249,7 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
         return float(-torch.linalg.eigvalsh(_neg_gram_symbol(C, ks, omega[pi:pi + 1])[gi, 0])[0])
     best = state.best if warm else int(fro[:g].flatten().argmax()) if screen else None  # where the maximum most likely is
     lam0 = exact(best) if best is not None else -math.inf  # ≤ the maximum: sets the common shift
-    tau = rtol/4
+    tau = slack/4
     s = lam0*(1 + tau)**2
     x_all = state.x.to(cdt, copy=True) if warm else torch.ones(g*P, r, dtype=cdt, device=Wp.device)
     bound = pre.clone()
@@ -295,7 +295,7 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     gi, pi = divmod(best, P)
     lt, uu, vv = _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))  # σ̂ and the singular vectors, from the symbol
     est = math.sqrt(float(lt[0]))
-    return (SymbolMax(up, est, len(R), up <= est*(1 + rtol), omega[pi], gi, uu[0], vv[0], cropped=False),
+    return (SymbolMax(up, est, len(R), up <= est*(1 + slack), omega[pi], gi, uu[0], vv[0], cropped=False),
             GridState(C, bound, coef_err, x_all, best, kappa))
 
 # %% ../nbs/api/03b_conv_norm.ipynb #01eff61a
@@ -313,7 +313,7 @@ class SymbolMax(NamedTuple):
     upper: float  # proven: sup_ω σ_max(K(ω)) ≤ upper
     estimate: float  # the largest σ̂ found
     points: int  # frequencies evaluated
-    tight: bool  # upper ≤ estimate·(1 + rtol)
+    tight: bool  # upper ≤ estimate·(1 + slack)
     omega: Tensor  # (d,) where the largest σ̂ was found
     group: int  # in which group
     u: Tensor  # (m,) complex top left singular vector there
@@ -321,7 +321,7 @@ class SymbolMax(NamedTuple):
     cropped: bool = True  # whether the symbol is that of the cropped polyphase kernel (`sup_direction` needs the offset)
 
 def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries ≤ 1
-                 rtol:float, # wanted tightness
+                 slack:float, # wanted tightness
                  max_points:int=8192, # stop refining past this many frequencies in one level (the bound stays proven, looser)
                 ) -> SymbolMax:
     "A proven bound on sup over the torus of σ_max(K(ω)): a grid refined around the maxima, with a Bernstein bound between points."
@@ -335,7 +335,7 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
     C, ks, S = _gram_coefficients(Wp)
     r = C.shape[-1]
     # single precision only where it pays (large matrices) and its margin leaves the pruning and the tightness room
-    rdt, u = (torch.float32, U32) if r >= 32 and gamma(2*r + 8, U32)*r <= rtol/4 else (torch.float64, U64)
+    rdt, u = (torch.float32, U32) if r >= 32 and gamma(2*r + 8, U32)*r <= slack/4 else (torch.float64, U64)
     below = 1/(1 + 2.1*gamma(2*r + 8, u)*r + 1e-7 + 16*U64)  # a shift s·below proves λ < s when the factorisation succeeds
     coef_err = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)
     nz = torch.ones(ks.shape[0], dtype=torch.bool); nz[ks.shape[0]//2] = False  # k ≠ 0
@@ -363,7 +363,7 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
             Kt = _symbol(Wp, omega[top % P])[top//P, torch.arange(len(top))]
             lt, ut, vt = _top(Kt)
             j = int(lt.argmax()); lmax, k = float(lt[j]), int(top[j])
-            tau = rtol/4
+            tau = slack/4
             for _ in range(6):
                 U = _chol_bounds(N.clone(), torch.full_like(lam, lmax*(1 + tau)**2))
                 if bool(torch.isfinite(U).all()): break
@@ -371,8 +371,8 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
             b = float(U.max()) + dH  # ≥ λ_max at every point of this level
             up = math.sqrt(min(b/(1 - e) if e < 1 else math.inf, b + e*V))*(1 + 4*U64)
             gk, pk = divmod(k, P)
-            return SymbolMax(up, math.sqrt(lmax), n_pts, up <= math.sqrt(lmax)*(1 + rtol), omega[pk], gk, ut[j], vt[j])
-        if e*min(V, float(lam[i])) <= rtol*L_lo/2 or not bool(split.any()): return final()
+            return SymbolMax(up, math.sqrt(lmax), n_pts, up <= math.sqrt(lmax)*(1 + slack), omega[pk], gk, ut[j], vt[j])
+        if e*min(V, float(lam[i])) <= slack*L_lo/2 or not bool(split.any()): return final()
         thr = max(L_lo*(1 - e), L_lo - e*V)  # a cell holding a maximiser has λ(centre) ≥ thr
         cand = lam >= thr*(1 - 1e-6)
         test = ~cand
@@ -397,7 +397,7 @@ class ConvBound(NamedTuple):
     method: str  # 'torus' (all sizes), 'grid' (one size, via a circular embedding) or 'matrix' (the explicit operator)
     gain: float  # the padding's factor included in `upper` (1 for zero padding)
     points: int  # frequencies evaluated
-    tight: bool  # upper ≤ gain·estimate·(1 + rtol)
+    tight: bool  # upper ≤ gain·estimate·(1 + slack)
 
 MATRIX_MAX = 4096  # the explicit operator is certified when it has at most this many input dimensions
 
@@ -432,29 +432,29 @@ def _size_grid(geo:ConvGeometry, size:tuple) -> tuple[ConvGeometry, tuple, float
 def certified_conv_bound(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d or Conv2d weight
                          *, stride=1, padding=0, dilation=1, groups:int=1, padding_mode:str='zeros',
                          input_size=None, # spatial input size, or None: a bound for every input size
-                         rtol:float=1e-4, # wanted tightness of the certified quantity
+                         slack:float=1e-4, # wanted tightness of the certified quantity
                         ) -> ConvBound:
     "A proven upper bound on the ℓ² operator norm of a convolution, for one input size or for all of them."
     geo = conv_geometry(weight, stride, padding, dilation, groups, padding_mode)
-    if not (0 < rtol < 0.5): raise ValueError(f'Expected 0 < rtol < 0.5, but got rtol={rtol!r}.')
+    if not (0 < slack < 0.5): raise ValueError(f'Expected 0 < slack < 0.5, but got slack={slack!r}.')
     check_finite(weight, 'weight')
     if float(weight.detach().abs().max()) == 0.0: return ConvBound(0.0, 0.0, 'torus' if input_size is None else 'grid', 1.0, 0, True)
     if input_size is None:
         g = geo if geo.padding_mode != 'circular' else geo._replace(stride=(1,)*len(geo.kernel))  # circular: rows of the stride-1 operator
         Wp, sc = _scaled_polyphase(weight, g)
-        r = _torus_bound(Wp, rtol)
+        r = _torus_bound(Wp, slack)
         gain = padding_gain(geo, None)
         return ConvBound(r.upper*sc*gain*(1 + 4*U64), r.estimate*sc, 'torus', gain, r.points, r.tight)
     size = check_size(geo, input_size)
     n_in = geo.in_channels*math.prod(size)
     if n_in <= MATRIX_MAX and n_in*geo.out_channels*math.prod(output_size(geo, size)) <= 2**25:
-        r = certified_spectral_bound(conv_matrix(weight, geo, size), rtol=rtol)
+        r = certified_spectral_bound(conv_matrix(weight, geo, size), slack=slack)
         return ConvBound(r.upper, r.estimate, 'matrix', 1.0, 0, r.tight)
     g, grid, gain = _size_grid(geo, size)
     Wp, sc = _scaled_polyphase(weight, g, crop=False)
-    r, _ = _grid_bound(Wp, grid, rtol)
+    r, _ = _grid_bound(Wp, grid, slack)
     up = r.upper*sc*gain*(1 + 4*U64)
-    return ConvBound(up, r.estimate*sc, 'grid', gain, r.points, up <= gain*r.estimate*sc*(1 + rtol))
+    return ConvBound(up, r.estimate*sc, 'grid', gain, r.points, up <= gain*r.estimate*sc*(1 + slack))
 
 # %% ../nbs/api/03b_conv_norm.ipynb #720b0a9a
 def _fold(Wp:Tensor, grid:tuple) -> Tensor: # (g, m, n, *grid): taps wrapped onto a periodic grid (long kernels alias)
@@ -515,12 +515,12 @@ def conv_spectral_norm(weight:Tensor, # (c_out, c_in/groups, *kernel) a Conv1d o
 # %% ../nbs/api/03b_conv_norm.ipynb #0ada8460
 def all_sizes_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any floating dtype
                           geo:ConvGeometry, # its geometry
-                          rtol:float, # tightness of the symbol's bound
+                          slack:float, # tightness of the symbol's bound
                          ) -> tuple[float, SymbolMax, ConvGeometry, float]: # (upper incl. gain, the sup's certificate, geometry used, gain)
     "The proven all-sizes bound of `certified_conv_bound`, with what a constraint needs to differentiate it (ω*, u, v)."
     g = geo if geo.padding_mode != 'circular' else geo._replace(stride=(1,)*len(geo.kernel))
     Wp, sc = _scaled_polyphase(weight, g)
-    r = _torus_bound(Wp, rtol)
+    r = _torus_bound(Wp, slack)
     gain = padding_gain(geo, None)
     return r.upper*sc*gain*(1 + 4*U64), r._replace(upper=r.upper*sc, estimate=r.estimate*sc), g, gain
 
@@ -550,7 +550,7 @@ def sup_direction(weight:Tensor, # (c_out, c_in/groups, *kernel)
 def size_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any floating dtype
                      geo:ConvGeometry, # its geometry
                      size:tuple, # the spatial input size
-                     rtol:float, # tightness of the grid's bound
+                     slack:float, # tightness of the grid's bound
                      warm:GridState|None=None, # what a previous call returned for this size (any kernel of this shape)
                     ) -> tuple[float, SymbolMax, ConvGeometry, float, GridState]: # (upper incl. gain, certificate, geometry used, gain, warm)
     "The proven bound of `certified_conv_bound` at one input size by the grid route, with what a constraint needs to differentiate it."
@@ -559,5 +559,5 @@ def size_certificate(weight:Tensor, # (c_out, c_in/groups, *kernel), any floatin
     if warm is not None and warm.scale != sc:  # the kernel's power-of-two scale moved: the state in the new units (exact)
         q = (warm.scale/sc)**2
         warm = warm._replace(C=warm.C*q, bound=warm.bound*q, err=warm.err*q, scale=sc)
-    r, state = _grid_bound(Wp, grid, rtol, warm)
+    r, state = _grid_bound(Wp, grid, slack, warm)
     return r.upper*sc*gain*(1 + 4*U64), r._replace(upper=r.upper*sc, estimate=r.estimate*sc), g, gain, state._replace(scale=sc)

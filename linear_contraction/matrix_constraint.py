@@ -21,8 +21,8 @@ __all__ = ['MatrixCertifier', 'MatrixConstraint']
 # %% ../nbs/api/03d_matrix_constraint.ipynb #97260238
 class MatrixCertifier:
     "The eager state of one constraint: warm singular vectors, the last certified weight, and how each refresh went."
-    def __init__(self, c:float, clip:bool, rtol:float, name:str='weight'):
-        self.c, self.clip, self.rtol, self.name = c, clip, rtol, name
+    def __init__(self, c:float, clip:bool, slack:float, name:str='weight'):
+        self.c, self.clip, self.slack, self.name = c, clip, slack, name
         self.key = None      # (storage pointer, version, dtype, device, shape) of the weight last certified
         self.seen = None     # a copy of that weight: catches writes through `.data` in training forwards
         self.anchor = None   # (W_a in float64, β_a): the last weight proven by a factorisation, and its proven bound
@@ -56,38 +56,38 @@ class MatrixCertifier:
             return self.out
         e = math.frexp(amax)[1]
         As = A*2.0**-e  # exact scaling by a power of two: entries below 1, no overflow in AᵀA
-        near = weyl <= (1 + 1.5*self.rtol)*a[1] if a is not None else False  # Weyl may settle it: skip the Gram matrix
+        near = weyl <= (1 + 1.5*self.slack)*a[1] if a is not None else False  # Weyl may settle it: skip the Gram matrix
         G = None if near else As.mT @ As
         op = (lambda X: As.mT @ (As @ X)) if near else (lambda X: G @ X)
         V0 = self.V64 if self.V64 is not None and self.V64.shape[0] == A.shape[1] else self._start(As)
         # float64: vectors exact to ~1e-10 (the derivative is then exact); float32: σ̂ as accurate as the proof needs
-        tol, tol_value = (1e-10, 0.0) if W.dtype == torch.float64 else (1e-6, self.rtol/8)
+        tol, tol_value = (1e-10, 0.0) if W.dtype == torch.float64 else (1e-6, self.slack/8)
         lam, v, self.V64, _ = block_top(op, V0, tol, tol_value, restarts=8 if W.dtype == torch.float64 else 1)
         sigma = math.sqrt(lam)*2.0**e
-        beta = sigma*(1 + self.rtol)  # the forward's map is W·c/β (normalise; clip when β > c): smooth in W
+        beta = sigma*(1 + self.slack)  # the forward's map is W·c/β (normalise; clip when β > c): smooth in W
         if weyl <= beta: bound, route = weyl, 'weyl'
         else:
             if G is None: G = As.mT @ As
-            ok, b2 = shift_certificate(As, G, lam*(1 + self.rtol/2)**2)  # prove σ_max ≤ σ̂(1 + rtol/2)(1 + O(n²u)) ≤ β
+            ok, b2 = shift_certificate(As, G, lam*(1 + self.slack/2)**2)  # prove σ_max ≤ σ̂(1 + slack/2)(1 + O(n²u)) ≤ β
             route = 'cholesky'
             if not ok:  # σ̂ a little low (the top of a tight cluster not yet resolved): a wider shift, still tight
-                beta = sigma*(1 + 2*self.rtol)  # σ(W_eff) ≥ c/(1 + 2·rtol) ≥ (1 − 10⁻⁴)c for rtol ≤ 5·10⁻⁵
-                ok, b2 = shift_certificate(As, G, lam*(1 + 1.8*self.rtol)**2)
+                beta = sigma*(1 + 2*self.slack)  # σ(W_eff) ≥ c/(1 + 2·slack) ≥ (1 − 10⁻⁴)c for slack ≤ 5·10⁻⁵
+                ok, b2 = shift_certificate(As, G, lam*(1 + 1.8*self.slack)**2)
                 route = 'retry'
             if not ok:  # σ̂ too low (singular values crossed): iterate on, with a larger block
                 V0 = torch.cat([self.V64, self._start(As, 8)], 1)
                 lam, v, V, _ = block_top(lambda X: G @ X, V0, tol, tol_value, restarts=40)
                 self.V64 = V[:, -8:]
                 sigma = math.sqrt(lam)*2.0**e
-                beta = sigma*(1 + self.rtol)
-                ok, b2 = shift_certificate(As, G, lam*(1 + self.rtol/2)**2)
+                beta = sigma*(1 + self.slack)
+                ok, b2 = shift_certificate(As, G, lam*(1 + self.slack/2)**2)
             bound = math.sqrt(b2)*2.0**e*(1 + 4*U64) if ok else math.inf
             if bound > beta:  # still not: the general certificate decides (never seen in the tests)
-                r = certified_spectral_bound(A, rtol=self.rtol/10)
+                r = certified_spectral_bound(A, slack=self.slack/10)
                 lam, v, self.V64, _ = block_top(lambda X: G @ X, torch.cat([r.v[:, None], self.V64[:, 1:]], 1), tol, tol_value)
                 sigma = math.sqrt(lam)*2.0**e
                 bound, route = r.upper, 'fallback'
-                beta = max(sigma*(1 + self.rtol), bound)
+                beta = max(sigma*(1 + self.slack), bound)
             self.anchor = (W64, bound)
         if self.clip: scale, active = (self.c/beta, 1.0) if beta > self.c else (1.0, 0.0)
         else: scale, active = self.c/beta, 1.0
@@ -122,21 +122,21 @@ class MatrixCertifier:
 _REGISTRY = certifiers('matrix')  # token -> certifier: how a compiled or exported graph finds a layer's state
 
 @torch.library.custom_op('linear_contraction::certify', mutates_args=())
-def _certify(W:Tensor, token:int, c:float, rtol:float, clip:bool, check_data:bool) -> tuple[Tensor, Tensor, Tensor]:
+def _certify(W:Tensor, token:int, c:float, slack:float, clip:bool, check_data:bool) -> tuple[Tensor, Tensor, Tensor]:
     "The refresh as an operator: opaque to Dynamo and export, it runs at every call of a compiled or exported forward."
     cert = _REGISTRY.get(token)
-    if cert is None or (cert.c, cert.rtol, cert.clip) != (c, rtol, clip):  # e.g. an exported program in a new process
-        cert = _REGISTRY[token] = MatrixCertifier(c, clip, rtol)
+    if cert is None or (cert.c, cert.slack, cert.clip) != (c, slack, clip):  # e.g. an exported program in a new process
+        cert = _REGISTRY[token] = MatrixCertifier(c, clip, slack)
     coef, u, v = cert.refresh(W, check_data)
     return coef.clone(), u.clone(), v.clone()
 
 @_certify.register_fake
-def _(W, token, c, rtol, clip, check_data):
+def _(W, token, c, slack, clip, check_data):
     return W.new_empty(3), W.new_empty(W.shape[0]), W.new_empty(W.shape[1])
 
 # %% ../nbs/api/03d_matrix_constraint.ipynb #e7a92d5f
 class _Scale(torch.autograd.Function):
-    "W ↦ W·scale whose derivative is that of W·c/((1 + rtol)σ(W)) where the scale is active: dσ = uᵀ dW v."
+    "W ↦ W·scale whose derivative is that of W·c/((1 + slack)σ(W)) where the scale is active: dσ = uᵀ dW v."
     generate_vmap_rule = True  # torch.func transforms (jacrev, vmap) work through the layer
     @staticmethod
     def forward(W:Tensor, coef:Tensor, u:Tensor, v:Tensor) -> Tensor: return W*coef[0]
@@ -166,13 +166,13 @@ class MatrixConstraint(Constraint):
     def __init__(self,
                  weight:Tensor, # (m, n) the weight to constrain: shapes, dtype and the first certificate
                  c:float=1.0, # the bound on σ_max of the effective weight
-                 mode:str='clip', # 'clip': W·min(1, c/β); 'normalize': W·c/β, with β = σ̂·(1 + rtol)
-                 rtol:float=5e-5, # tightness: σ_max(W_eff) ≥ c/(1 + rtol) whenever the scale is active
+                 mode:str='clip', # 'clip': W·min(1, c/β); 'normalize': W·c/β, with β = σ̂·(1 + slack)
+                 slack:float=5e-5, # tightness: σ_max(W_eff) ≥ c/(1 + slack) whenever the scale is active
                  name:str='weight', # owner and parameter name for error messages
                 ):
-        super().__init__(c, mode, rtol, name, 1e-2)
+        super().__init__(c, mode, slack, name, 1e-2)
         if weight.ndim != 2: raise ValueError(f'Expected {name} to be a matrix (2-D), but got shape {tuple(weight.shape)}.')
-        self.c_beta = self.c/(1 + self.rtol)  # W_eff = W·c_beta/σ when active
+        self.c_beta = self.c/(1 + self.slack)  # W_eff = W·c_beta/σ when active
         m, n = weight.shape
         kw = dict(dtype=weight.dtype, device=weight.device)
         self.register_buffer('_u', torch.zeros(m, **kw))  # the last eager certificate: left singular vector
@@ -184,7 +184,7 @@ class MatrixConstraint(Constraint):
         with torch.no_grad(): self.refresh(weight)
 
     registry = _REGISTRY
-    def _certifier(self): return MatrixCertifier(self.c, self.clip, self.rtol, self.name)
+    def _certifier(self): return MatrixCertifier(self.c, self.clip, self.slack, self.name)
     def _inherit(self, old): self.cert.V64 = old.V64
 
     def _certify(self, W:Tensor, check_data:bool, force:bool) -> tuple:
@@ -201,11 +201,11 @@ class MatrixConstraint(Constraint):
                ) -> Tensor: # (m, n) the effective weight W·scale
         train = torch.is_grad_enabled() and W.requires_grad
         if torch.compiler.is_compiling() or torch.jit.is_scripting():
-            coef, u, v = torch.ops.linear_contraction.certify(W.detach(), self._token, self.c, self.rtol, self.clip, train)
+            coef, u, v = torch.ops.linear_contraction.certify(W.detach(), self._token, self.c, self.slack, self.clip, train)
             # Dynamo cannot trace an autograd.Function with a custom jvp: the same derivative by a detach trick
             scale, active = coef[0], coef[1]
             g = self.c_beta/torch.where(active > 0, torch.dot(u, torch.mv(W, v)), torch.ones_like(scale))
-            return W*(scale + active*(g - g.detach()))  # value: W·scale exactly; derivative: that of W·c/((1 + rtol)σ(W))
+            return W*(scale + active*(g - g.detach()))  # value: W·scale exactly; derivative: that of W·c/((1 + slack)σ(W))
         coef, u, v = self.refresh(W, check_data=train)
         if not train and _fw_ad._current_level < 0:  # eval-style forward (no forward-mode AD): reuse W_eff
             if self.cert.w_eff is None: self.cert.w_eff = W*coef[0]
@@ -215,4 +215,4 @@ class MatrixConstraint(Constraint):
     @torch.jit.unused
     def _scaled(self, W:Tensor, coef:Tensor, u:Tensor, v:Tensor) -> Tensor: return _Scale.apply(W, coef, u, v)
 
-    def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, rtol={self.rtol:g}'
+    def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, slack={self.slack:g}'

@@ -19,7 +19,7 @@ class OrthogonalConstraint(MatrixConstraint):
     "W ↦ c·B_k(W/s)/β: Björck's orthogonalisation, then the certified scale: σ_max ≤ c proven, every singular value near c."
     def __init__(self, weight:Tensor, # (m, n) the weight to constrain
                  c:float=1.0, # the bound on σ_max of the effective weight (its singular values approach c)
-                 rtol:float=5e-5, # tightness of the certified scale: σ_max(W_eff) ≥ c/(1 + rtol)
+                 slack:float=5e-5, # tightness of the certified scale: σ_max(W_eff) ≥ c/(1 + slack)
                  name:str='weight', # owner and parameter name for error messages
                  iters:int=30, # most Björck steps (compiled graphs: exactly this many)
                  tol:float|None=None, # stop when ‖I − VᵀV‖_F ≤ tol (default: 30·u·√n of the weight's dtype)
@@ -28,7 +28,7 @@ class OrthogonalConstraint(MatrixConstraint):
             raise ValueError(f'Expected iters to be an int >= 1 (Björck steps), but got iters={iters!r}.')
         if tol is not None and not tol > 0: raise ValueError(f'Expected tol > 0 or None, but got tol={tol!r}.')
         self.iters, self.tol, self.steps, self.warm = iters, tol, 0, True  # warm: move the start on after each call
-        super().__init__(weight, c, 'normalize', rtol, name)
+        super().__init__(weight, c, 'normalize', slack, name)
         self.mode = 'orthogonal'
         self.register_buffer('_p', self._p0(weight))  # warm start of the scale's power step (a cache: any unit vector is valid)
 
@@ -78,11 +78,11 @@ class OrthogonalConstraint(MatrixConstraint):
             if e is not None and e[0] == key and self.cert.key is not None: return e[1]
         V = self.orthogonalize(W)
         if torch.compiler.is_compiling() or torch.jit.is_scripting():
-            coef, u, v = torch.ops.linear_contraction.certify(V.detach(), self._token, self.c, self.rtol, False, True)
+            coef, u, v = torch.ops.linear_contraction.certify(V.detach(), self._token, self.c, self.slack, False, True)
             g = self.c_beta/torch.dot(u, torch.mv(V, v))
-            return V*(coef[0] + (g - g.detach()))  # value V·scale; derivative that of V·c/((1 + rtol)σ(V)), as MatrixConstraint
+            return V*(coef[0] + (g - g.detach()))  # value V·scale; derivative that of V·c/((1 + slack)σ(V)), as MatrixConstraint
         coef, u, v = self._refresh(W, V.detach(), False, True)
         if plain: self.__dict__['_eval'] = (key, V*coef[0]); return self.__dict__['_eval'][1]
         return self._scaled(V, coef, u, v)
 
-    def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, rtol={self.rtol:g}, iters={self.iters}'
+    def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, slack={self.slack:g}, iters={self.iters}'

@@ -12,7 +12,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['MODES', 'check_mode', 'check_c', 'cache_hit', 'track', 'new_token', 'certifiers', 'Constraint']
+__all__ = ['MODES', 'check_mode', 'check_c', 'cache_hit', 'track', 'new_token', 'certifiers', 'Constraint', 'ScaleByBound']
 
 # %% ../nbs/api/03c_constraint.ipynb #dae3e84f
 MODES = ('clip', 'normalize')  # torch's spelling; 'normalise' is accepted as the same mode
@@ -140,3 +140,34 @@ class Constraint(nn.Module):
         if value.shape != shape:
             raise ValueError(f'Expected a weight of shape {tuple(shape)} for {self.name}, but got shape {tuple(value.shape)}.')
         return value
+
+# %% ../nbs/api/03c_constraint.ipynb #30a3cf5a
+class ScaleByBound(torch.autograd.Function):
+    "W ↦ W·scale, with the derivative of W·c/β(W), β ∝ σ̂(W), where the scale is active (of W ↦ W·scale elsewhere)."
+    generate_vmap_rule = True  # torch.func transforms (jacrev, vmap) work through the layer
+    @staticmethod
+    def forward(W:Tensor, # the raw weight
+                coef:Tensor, # (3,) = (scale, active, σ̂)
+                *dsigma:Tensor, # ∂σ̂/∂W: (D,) W-shaped, or (u, v) with D = u vᵀ (a matrix)
+               ) -> Tensor: return W*coef[0]
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx, g):
+        W, coef, *ds = ctx.saved_tensors
+        scale, active, sigma = coef[0], coef[1], coef[2]
+        if not ctx.needs_input_grad[0]: return (None,)*(2 + len(ds))
+        k = active*(g*W).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))  # ⟨Ḡ, W⟩/σ̂ where active
+        D = ds[0] if len(ds) == 1 else torch.outer(ds[0], ds[1])
+        return (scale*(g - k*D), None) + (None,)*len(ds)
+
+    @staticmethod
+    def jvp(ctx, dW, *_):
+        W, coef, *ds = ctx.saved_tensors
+        scale, active, sigma = coef[0], coef[1], coef[2]
+        dD = (ds[0]*dW).sum() if len(ds) == 1 else torch.dot(ds[0], torch.mv(dW, ds[1]))  # ⟨D, Ẇ⟩
+        return scale*(dW - active*dD/torch.where(active > 0, sigma, torch.ones_like(sigma))*W)

@@ -14,7 +14,7 @@ from .checks import check_finite, report_nonconvergence
 from .certify import U64
 from .conv import ConvGeometry, padding_gain
 from .conv_norm import all_sizes_certificate, size_certificate, sup_direction
-from .constraint import Constraint, cache_hit, certifiers
+from .constraint import Constraint, cache_hit, certifiers, ScaleByBound
 
 # %% auto #0
 __all__ = ['SIZES', 'conv_sizes', 'ConvCertifier', 'ConvConstraint']
@@ -119,31 +119,6 @@ def _certify_conv(W:Tensor, token:int, c:float, slack:float, clip:bool, check_da
 @_certify_conv.register_fake
 def _(W, token, c, slack, clip, check_data, geometry, sizes): return W.new_empty(3), W.new_empty(W.shape)  # contiguous, as the real one
 
-class _ScaleD(torch.autograd.Function):
-    "W ↦ W·scale whose derivative is that of W·c/β(W) with β ∝ σ(W) where active; D = ∂σ/∂W, ⟨D, W⟩ = σ."
-    generate_vmap_rule = True
-    @staticmethod
-    def forward(W:Tensor, coef:Tensor, D:Tensor) -> Tensor: return W*coef[0]
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
-        ctx.save_for_forward(*inputs)
-
-    @staticmethod
-    def backward(ctx, g):
-        W, coef, D = ctx.saved_tensors
-        scale, active, sigma = coef[0], coef[1], coef[2]
-        k = active*(g*W).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))
-        return scale*(g - k*D) if ctx.needs_input_grad[0] else None, None, None
-
-    @staticmethod
-    def jvp(ctx, dW, *_):
-        W, coef, D = ctx.saved_tensors
-        scale, active, sigma = coef[0], coef[1], coef[2]
-        ds = active*(D*dW).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))
-        return scale*(dW - ds*W)
-
 class ConvConstraint(Constraint):
     "A convolution kernel W ↦ W·scale whose layer has ℓ² operator norm ≤ c on the input sizes in force (certified)."
     def __init__(self, weight:Tensor, # (c_out, c_in/groups, *kernel)
@@ -201,7 +176,7 @@ class ConvConstraint(Constraint):
         if not train and _fw_ad._current_level < 0:
             if self.cert.w_eff is None: self.cert.w_eff = W*coef[0]
             return self.cert.w_eff
-        return _ScaleD.apply(W, coef, D)
+        return ScaleByBound.apply(W, coef, D)
 
     def guarantee(self) -> str:
         "The guarantee in force, in words."

@@ -13,7 +13,7 @@ import torch.autograd.forward_ad as _fw_ad
 from .checks import check_finite
 from .certify import certified_spectral_bound, shift_certificate, U64
 from .spectral import block_top
-from .constraint import Constraint, cache_hit, certifiers
+from .constraint import Constraint, cache_hit, certifiers, ScaleByBound
 
 # %% auto #0
 __all__ = ['MatrixCertifier', 'MatrixConstraint']
@@ -134,32 +134,6 @@ def _certify(W:Tensor, token:int, c:float, slack:float, clip:bool, check_data:bo
 def _(W, token, c, slack, clip, check_data):
     return W.new_empty(3), W.new_empty(W.shape[0]), W.new_empty(W.shape[1])
 
-# %% ../nbs/api/03d_matrix_constraint.ipynb #e7a92d5f
-class _Scale(torch.autograd.Function):
-    "W ↦ W·scale whose derivative is that of W·c/((1 + slack)σ(W)) where the scale is active: dσ = uᵀ dW v."
-    generate_vmap_rule = True  # torch.func transforms (jacrev, vmap) work through the layer
-    @staticmethod
-    def forward(W:Tensor, coef:Tensor, u:Tensor, v:Tensor) -> Tensor: return W*coef[0]
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
-        ctx.save_for_forward(*inputs)
-
-    @staticmethod
-    def backward(ctx, g):
-        W, coef, u, v = ctx.saved_tensors
-        scale, active, sigma = coef[0], coef[1], coef[2]
-        k = active*(g*W).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))   # ⟨G, W⟩/σ where active
-        return scale*(g - k*torch.outer(u, v)) if ctx.needs_input_grad[0] else None, None, None, None
-
-    @staticmethod
-    def jvp(ctx, dW, *_):
-        W, coef, u, v = ctx.saved_tensors
-        scale, active, sigma = coef[0], coef[1], coef[2]
-        ds = active*torch.dot(u, torch.mv(dW, v))/torch.where(active > 0, sigma, torch.ones_like(sigma))  # (uᵀ dW v)/σ
-        return scale*(dW - ds*W)
-
 # %% ../nbs/api/03d_matrix_constraint.ipynb #cc83bb3a
 class MatrixConstraint(Constraint):
     "W ↦ W·scale with σ_max(W·scale) ≤ c, certified whenever W changed, in eager, compiled and exported forwards."
@@ -213,6 +187,6 @@ class MatrixConstraint(Constraint):
         return self._scaled(W, coef, u, v)
 
     @torch.jit.unused
-    def _scaled(self, W:Tensor, coef:Tensor, u:Tensor, v:Tensor) -> Tensor: return _Scale.apply(W, coef, u, v)
+    def _scaled(self, W:Tensor, coef:Tensor, u:Tensor, v:Tensor) -> Tensor: return ScaleByBound.apply(W, coef, u, v)
 
     def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, slack={self.slack:g}'

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 import torch.autograd.forward_ad as _fw_ad
 from .checks import check_finite
-from .certify import certified_spectral_bound, shift_certificate, U64
+from .certify import certified_spectral_bound, shift_certificate, U64, gamma
 from .spectral import block_top
 from .constraint import Constraint, cache_hit, certifiers, ScaleByBound
 
@@ -21,8 +21,10 @@ __all__ = ['MatrixCertifier', 'MatrixConstraint']
 # %% ../nbs/api/03d_matrix_constraint.ipynb #97260238
 class MatrixCertifier:
     "The eager state of one constraint: warm singular vectors, the last certified weight, and how each refresh went."
-    def __init__(self, c:float, clip:bool, slack:float, name:str='weight'):
-        self.c, self.clip, self.slack, self.name = c, clip, slack, name
+    def __init__(self, c:float, clip:bool, slack:float, name:str='weight',
+                 isometry:bool=False, # try the isometry route first (a weight meant to be orthogonal: `OrthogonalConstraint`)
+                ):
+        self.c, self.clip, self.slack, self.name, self.isometry = c, clip, slack, name, isometry
         self.key = None      # (storage pointer, version, dtype, device, shape) of the weight last certified
         self.seen = None     # a copy of that weight: catches writes through `.data` in training forwards
         self.anchor = None   # (W_a in float64, β_a): the last weight proven by a factorisation, and its proven bound
@@ -31,7 +33,7 @@ class MatrixCertifier:
         self.w_eff = None    # the effective weight of the last eval-style forward
         self.sigma = 0.0     # σ̂ of the weight last certified
         self.bound = 0.0     # a proven upper bound on σ_max of that weight
-        self.routes = dict(cached=0, weyl=0, cholesky=0, retry=0, fallback=0)
+        self.routes = dict(cached=0, weyl=0, cholesky=0, retry=0, fallback=0, isometry=0)
 
     def refresh(self, W:Tensor, # (m, n) the weight (any floating dtype and device)
                 check_data:bool=False, # also compare the values with the last weight (writes through `.data`)
@@ -54,6 +56,16 @@ class MatrixCertifier:
         if amax == 0.0 or (self.clip and weyl <= self.c):  # zero, or well inside the ball: W_eff = W, no estimate needed
             self._set(W, key, 1.0, 0.0, 0.0, None, None, 0.0 if amax == 0.0 else weyl, 'weyl')
             return self.out
+        if self.isometry and not self.clip and amax <= 2.0:  # near-orthogonal: σ_max² ≤ 1 + ‖AᵀA − I‖₂, no estimate needed
+            G1 = A.mT @ A
+            G1.diagonal().sub_(1.0)
+            rows, k = A.shape
+            # ‖AᵀA − I‖₂ ≤ ‖fl(fl(AᵀA) − I)‖_F(1 + (k² + 4)u) + γ_rows‖A‖_F² (the Gram's dot products)
+            b2 = (1 + float(torch.linalg.matrix_norm(G1))*(1 + (k*k + 4)*U64)
+                  + gamma(rows)*float(A.square().sum())*(1 + 4*U64))*(1 + 4*U64)
+            if b2 <= (1 + self.slack)**2:  # then σ_max(A) ≤ 1 + slack: the constant scale c/(1 + slack) is proven
+                self._set(W, key, self.c/(1 + self.slack), 0.0, math.sqrt(b2), None, None, math.sqrt(b2), 'isometry')
+                return self.out
         e = math.frexp(amax)[1]
         As = A*2.0**-e  # exact scaling by a power of two: entries below 1, no overflow in AᵀA
         near = weyl <= (1 + 1.5*self.slack)*a[1] if a is not None else False  # Weyl may settle it: skip the Gram matrix
@@ -122,16 +134,16 @@ class MatrixCertifier:
 _REGISTRY = certifiers('matrix')  # token -> certifier: how a compiled or exported graph finds a layer's state
 
 @torch.library.custom_op('linear_contraction::certify', mutates_args=())
-def _certify(W:Tensor, token:int, c:float, slack:float, clip:bool, check_data:bool) -> tuple[Tensor, Tensor, Tensor]:
+def _certify(W:Tensor, token:int, c:float, slack:float, clip:bool, check_data:bool, isometry:bool=False) -> tuple[Tensor, Tensor, Tensor]:
     "The refresh as an operator: opaque to Dynamo and export, it runs at every call of a compiled or exported forward."
     cert = _REGISTRY.get(token)
-    if cert is None or (cert.c, cert.slack, cert.clip) != (c, slack, clip):  # e.g. an exported program in a new process
-        cert = _REGISTRY[token] = MatrixCertifier(c, clip, slack)
+    if cert is None or (cert.c, cert.slack, cert.clip, cert.isometry) != (c, slack, clip, isometry):  # e.g. an exported program in a new process
+        cert = _REGISTRY[token] = MatrixCertifier(c, clip, slack, isometry=isometry)
     coef, u, v = cert.refresh(W, check_data)
     return coef.clone(), u.clone(), v.clone()
 
 @_certify.register_fake
-def _(W, token, c, slack, clip, check_data):
+def _(W, token, c, slack, clip, check_data, isometry=False):
     return W.new_empty(3), W.new_empty(W.shape[0]), W.new_empty(W.shape[1])
 
 # %% ../nbs/api/03d_matrix_constraint.ipynb #cc83bb3a

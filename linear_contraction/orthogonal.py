@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 import torch.autograd.forward_ad as _fw_ad
-from .matrix_constraint import MatrixConstraint
+from .matrix_constraint import MatrixConstraint, MatrixCertifier
 
 # %% auto #0
 __all__ = ['OrthogonalConstraint']
@@ -31,6 +31,8 @@ class OrthogonalConstraint(MatrixConstraint):
         super().__init__(weight, c, 'normalize', slack, name)
         self.mode = 'orthogonal'
         self.register_buffer('_p', self._p0(weight))  # warm start of the scale's power step (a cache: any unit vector is valid)
+
+    def _certifier(self): return MatrixCertifier(self.c, self.clip, self.slack, self.name, isometry=True)
 
     @staticmethod
     def _p0(W:Tensor) -> Tensor: # (min(m, n),) the first start: the normalised column sums of |A|
@@ -78,9 +80,10 @@ class OrthogonalConstraint(MatrixConstraint):
             if e is not None and e[0] == key and self.cert.key is not None: return e[1]
         V = self.orthogonalize(W)
         if torch.compiler.is_compiling() or torch.jit.is_scripting():
-            coef, u, v = torch.ops.linear_contraction.certify(V.detach(), self._token, self.c, self.slack, False, True)
-            g = self.c_beta/torch.dot(u, torch.mv(V, v))
-            return V*(coef[0] + (g - g.detach()))  # value V·scale; derivative that of V·c/((1 + slack)σ(V)), as MatrixConstraint
+            coef, u, v = torch.ops.linear_contraction.certify(V.detach(), self._token, self.c, self.slack, False, True, True)
+            scale, active = coef[0], coef[1]  # inactive: the isometry route's constant scale c/(1 + slack)
+            g = self.c_beta/torch.where(active > 0, torch.dot(u, torch.mv(V, v)), torch.ones_like(scale))
+            return V*(scale + active*(g - g.detach()))  # value V·scale; derivative that of V·c/((1 + slack)σ(V)) where active
         coef, u, v = self._refresh(W, V.detach(), False, True)
         if plain: self.__dict__['_eval'] = (key, V*coef[0]); return self.__dict__['_eval'][1]
         return self._scaled(V, coef, u, v)

@@ -53,9 +53,19 @@ class LinearContraction(nn.Module):
 
     @torch.jit.unused
     def _cached_eval_weight(self) -> Tensor|None:
+        e = self.__dict__.get('_eval')  # the last eval forward's (weight, its version, storage, shape, certifier, W_eff)
+        if (e is not None and e[0] is self._parameters['weight'] and e[0]._version == e[1] and e[0].data_ptr() == e[2]
+                and e[0].shape == e[3] and e[4].w_eff is e[5] and _fw_ad._current_level < 0): return e[5]
         W, cert = self.weight, self.constraint.cert
         if cert.w_eff is None or _fw_ad._current_level >= 0: return None
-        return cert.w_eff if cert.key == (W.data_ptr(), W._version, W.dtype, W.device, W.shape) else None
+        if cert.key != (W.data_ptr(), W._version, W.dtype, W.device, W.shape): return None
+        self.__dict__['_eval'] = (W, W._version, W.data_ptr(), W.shape, cert, cert.w_eff)  # a few attribute reads next time
+        return cert.w_eff
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop('_eval', None)  # a copy re-derives it from its own certifier
+        return state
 
     def extra_repr(self) -> str:
         return (f'in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, '

@@ -176,10 +176,10 @@ def _chol_bounds(M:Tensor, # (B, r, r) complex64/128: the computed −H, its dia
     # one batched call (upper: the faster layout here). Splitting the batch over worker threads was measured slower in
     # training: the workers' OpenMP teams spin after each call and slow the next convolution and eigensolve
     info = torch.linalg.cholesky_ex(M, upper=True)[1]
-    dd = d.real.to(torch.float64).abs()
     g = gamma(2*r + 8, u)
-    margin = (g/(1 - g)*dd.sum(-1) + 2*u*dd.amax(-1))*(1 + 4*u) + (r + 1)**2*2.0**-120
-    return torch.where(info == 0, (s + 2*margin)*(1 + 8*U64), torch.full_like(s, math.inf))
+    # where it succeeded the shifted diagonal d is positive: margin (γ/(1 − γ)·Σd + 2u·max d)(1 + 4u) ≤ k·Σd
+    k = 2*(g/(1 - g) + 2*u)*(1 + 4*u)*(1 + 8*U64)
+    return torch.where(info == 0, s*(1 + 8*U64) + k*d.real.sum(-1).double() + 2*(r + 1)**2*2.0**-120, math.inf)
 
 class GridState(NamedTuple):
     "What a grid certificate hands to the next call on the same grid: the kernel's Gram coefficients and per-point proven bounds."
@@ -216,6 +216,47 @@ def _frobenius_symbol(D:Tensor, # (b, n_K, r, r) float64 real coefficient matric
     err = 2*(gamma(D.shape[-1]**2 + 2*dl.shape[0] + 4) + 4*U64*(arg + 4))*1.01
     return torch.sqrt((F2 + err*(T*T)[:, None]).clamp_min(0))*(1 + 4*U64)
 
+def _above_shift(bnd:Tensor, # (B,) proven bounds, inf where the factorisation failed: filled in place
+                 ev:Tensor, # (B,) exact eigenvalues where computed (-inf elsewhere): filled in place
+                 again, # indices -> the computed −H there, afresh
+                 tau:float):
+    "Points whose factorisation failed (λ_max above the shift): their exact eigenvalue, and a factorisation at a shift just above it."
+    for _ in range(3):
+        bad = (~torch.isfinite(bnd)).nonzero().flatten()
+        if not len(bad): return
+        Nb = again(bad)
+        ev[bad] = -torch.linalg.eigvalsh(Nb.to(torch.complex128))[..., 0]
+        bnd[bad] = _chol_bounds(Nb, ev[bad].clamp_min(0)*(1 + tau)**2 + 1e-300)
+        tau *= 4
+
+def _grid_bound_all(Wp, omega, C, ks, S, slack, state, rdt, u, cdt) -> tuple[SymbolMax, GridState]:
+    "`_grid_bound` for small grids: every point factorised at the common shift, with as few operations as possible."
+    g, r, P = C.shape[0], C.shape[-1], omega.shape[0]
+    M = _neg_gram_symbol(C, ks, omega, rdt).flatten(0, 1)  # −H̃ at every (group, point)
+    warm = state is not None and state.x.shape == (g*P, r)
+    x = state.x.to(cdt) if warm else torch.ones(g*P, r, dtype=cdt, device=Wp.device)
+    for k in range(1 if warm else 3):  # power steps on −M = H: one from the last call's vectors
+        y = (M @ x[..., None])[..., 0]
+        x = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-30)
+    best = int(torch.linalg.vector_norm(y, dim=-1).argmax())  # ‖H x‖ with ‖x‖ = 1: the likeliest maximiser
+    def top(i): # σ̂² and the singular vectors at flat index i, from the symbol in float64
+        gi, pi = divmod(i, P)
+        return _top(_symbol(Wp[gi:gi + 1], omega[pi:pi + 1]).flatten(0, 1))
+    lt, uu, vv = top(best)
+    lam0 = float(lt[0])
+    tau = slack/4
+    bnd = _chol_bounds(M, torch.full((g*P,), lam0*(1 + tau)**2, dtype=torch.float64, device=Wp.device))
+    ev = torch.full((g*P,), -math.inf, dtype=torch.float64, device=Wp.device)
+    _above_shift(bnd, ev, lambda i: _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)], tau)
+    bound = bnd + _gram_error(Wp, omega, C, S, u)
+    if float(ev.max()) > lam0: best = int(ev.argmax()); lt, uu, vv = top(best)
+    gi, pi = divmod(best, P)
+    up = math.sqrt(float(bound.max()))*(1 + 4*U64)
+    est = math.sqrt(float(lt[0]))
+    coef_err = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Wp.shape[3:]) + 2)
+    return (SymbolMax(up, est, g*P, up <= est*(1 + slack), omega[pi], gi, uu[0], vv[0], cropped=False),
+            GridState(C, bound, coef_err, x, best, state.kappa if state is not None else 0.1))
+
 _SCREEN_MIN = 2**21  # grids with more than this many g·P·r³ try the cheap per-point bounds first
 
 def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤ 1
@@ -235,6 +276,7 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     warm = state is not None and state.C.shape == C.shape and state.C.device == C.device and state.bound.shape == (g*P,)
     kappa = state.kappa if state is not None else 0.1
     screen = g*P*r**3 > _SCREEN_MIN  # below this, factorising every point costs less than the cheap bounds' few operations
+    if not screen: return _grid_bound_all(Wp, omega, C, ks, S, slack, state, rdt, u, cdt)
     if screen:  # cheap proven bounds at every point: λ_max(H) ≤ ‖H‖_F, and (warm) Weyl from the last call's bound at the
         # same point, λ_max(H) ≤ λ_max(H') + ‖H − H'‖₂ ≤ bound' + ‖H − H'‖_F; cosine series in the coefficients (no matrix formed)
         D = torch.cat([C, C - state.C]) if warm else C
@@ -281,14 +323,7 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
             n_own = int((sh < s).sum())
             kappa = min(kappa*1.5, 0.5) if len(low) > 0.25*n_own else max(kappa/1.2, 0.02) if len(low) < 0.05*n_own else kappa
             if len(low): bnd[low] = _chol_bounds(again(R[low]), torch.full((len(low),), s, dtype=torch.float64, device=M.device))
-        t = tau
-        for _ in range(3):  # points above the common shift: their own eigenvalue and shift
-            bad = (~torch.isfinite(bnd)).nonzero().flatten()
-            if not len(bad): break
-            Nb = again(R[bad])
-            ev[bad] = -torch.linalg.eigvalsh(Nb.to(torch.complex128))[..., 0]
-            bnd[bad] = _chol_bounds(Nb, ev[bad].clamp_min(0)*(1 + t)**2 + 1e-300)
-            t *= 4
+        _above_shift(bnd, ev, lambda i: again(R[i]), tau)
         bound[R] = bnd + _gram_error(Wp, omega[pts], C, S, u)
     up = math.sqrt(float(bound.max()))*(1 + 4*U64)
     if len(R) and float(ev.max()) > lam0: best = int(R[int(ev.argmax())])

@@ -19,6 +19,31 @@ from .constraint import Constraint, cache_hit, certifiers, ScaleByBound
 __all__ = ['MatrixCertifier', 'MatrixConstraint']
 
 # %% ../nbs/api/03d_matrix_constraint.ipynb #97260238
+def _inverse_top(G:Tensor, # (n, n) float64 symmetric positive semidefinite (a scaled Gram matrix)
+                 lam:float, # an estimate of λ_max(G) that proved too low
+                 V:Tensor, # (n, b) a start block (the warm vectors and fixed ones)
+                 tol:float, tol_value:float, # stop as `block_top` does: residual, or the Ritz value's accuracy
+                 steps:int=20,
+                ) -> tuple[float, Tensor, Tensor]|None: # (λ, v, V) with V[:, -1] = v, or None if no shift was found
+    "The top eigenpair of G by subspace iteration with (sI − G)⁻¹, s just above λ_max (its Cholesky factor applies it)."
+    I = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    s = lam*(1 + 4e-3)
+    for _ in range(4):  # a shift above λ_max: the factorisation of sI − G succeeds
+        L, info = torch.linalg.cholesky_ex(s*I - G)
+        if int(info) == 0: break
+        s *= 1.05
+    else: return None
+    # (sI − G)⁻¹ has its largest eigenvalues at G's: the block converges at (s − λ₁)/(s − λ_{b+1}) per step
+    for _ in range(steps):
+        V = torch.linalg.qr(torch.cholesky_solve(V, L))[0]
+        GV = G @ V
+        lams, Y = torch.linalg.eigh(V.mT @ GV)
+        V, lam = V @ Y, float(lams[-1])
+        res = float(torch.linalg.vector_norm(GV @ Y[:, -1] - lam*V[:, -1]))
+        gap = lam - float(lams[-2])
+        if lam <= 0 or res <= tol*lam or res*res <= tol_value*lam*max(gap, 1e-300): break
+    return max(lam, 0.0), V[:, -1], V
+
 class MatrixCertifier:
     "The eager state of one constraint: warm singular vectors, the last certified weight, and how each refresh went."
     def __init__(self, c:float, clip:bool, slack:float, name:str='weight',
@@ -86,9 +111,12 @@ class MatrixCertifier:
                 beta = sigma*(1 + 2*self.slack)  # σ(W_eff) ≥ c/(1 + 2·slack) ≥ (1 − 10⁻⁴)c for slack ≤ 5·10⁻⁵
                 ok, b2 = shift_certificate(As, G, lam*(1 + 1.8*self.slack)**2)
                 route = 'retry'
-            if not ok:  # σ̂ too low (singular values crossed): iterate on, with a larger block
-                V0 = torch.cat([self.V64, self._start(As, 8)], 1)
-                lam, v, V, _ = block_top(lambda X: G @ X, V0, tol, tol_value, restarts=40)
+            if not ok:  # σ̂ too low (a tight cluster, or singular values crossed): inverse iteration on a factorisation
+                top = _inverse_top(G, lam, torch.cat([self.V64, self._start(As, 8)], 1), tol, tol_value)
+                if top is None:  # no shift above λ_max was found cheaply: block Krylov, with a larger block
+                    V0 = torch.cat([self.V64, self._start(As, 8)], 1)
+                    top = block_top(lambda X: G @ X, V0, tol, tol_value, restarts=40)[:3]
+                lam, v, V = top
                 self.V64 = V[:, -8:]
                 sigma = math.sqrt(lam)*2.0**e
                 beta = sigma*(1 + self.slack)

@@ -126,11 +126,14 @@ def residual_inverse(g:Callable, # the contraction, (batch, ...) -> (batch, ...)
                      maxiter:int|None=None, # most evaluations of g per solve (default by dtype)
                      throw:bool=False, # raise `ConvergenceError` instead of warning
                      backward:str='implicit', # 'implicit' (adjoint solve, constant memory) or 'unrolled' (autograd through the iterations)
+                     adjoint_solver:str|Callable|None=None, # the implicit backward's solver (default: `solver`), same tolerances
                     ) -> tuple[Tensor, list[SolverResult]]: # x with x + g(x) = y, and the solver results (forward, then adjoint after backward)
     "Solve x + g(x) = y by a fixed-point solver, differentiable in y and in g's parameters."
     if backward not in BACKWARDS: raise ValueError(f'Unknown backward {backward!r}: expected one of {list(BACKWARDS)}.')
     fn = get_solver(solver)
     solve = functools.partial(fn, atol=atol, rtol=rtol, maxiter=maxiter, throw=throw)
+    solve_adjoint = solve if adjoint_solver is None else functools.partial(get_solver(adjoint_solver), atol=atol, rtol=rtol,
+                                                                          maxiter=maxiter, throw=throw)
     if params is None: params = tuple(g.parameters()) if isinstance(g, nn.Module) else ()
     params = tuple(params)
     needs = torch.is_grad_enabled() and (y.requires_grad or any(p.requires_grad for p in params))
@@ -141,7 +144,7 @@ def residual_inverse(g:Callable, # the contraction, (batch, ...) -> (batch, ...)
         res = solve(lambda x: y - g(x), y)
         return res.value, [res]
     info = []
-    x = ResidualInverse.apply(y, g, solve, solve, info, *params)
+    x = ResidualInverse.apply(y, g, solve, solve_adjoint, info, *params)
     return x, info
 
 # %% ../nbs/api/07_iresnet.ipynb #01499919
@@ -242,19 +245,21 @@ class iResNetBlock(nn.Module):
                 maxiter:int|None=None, # most evaluations of g (default by dtype)
                 throw:bool=False, # raise `ConvergenceError` instead of warning
                 backward:str='implicit', # 'implicit' (constant memory) or 'unrolled' (autograd through the iterations)
+                adjoint_solver:str|Callable|None=None, # the implicit backward's solver (default: `solver`); native: fixed point
                ) -> Tensor: # (batch, features) x with x + g(x) = y
         "Solve x + g(x) = y to tolerance; differentiable in y and the parameters of g."
         self._require_invertible('inverse')
         _check_features(y, self.features, 'y')
-        if self.native: return self._native_inverse(y, solver, atol, rtol, maxiter, throw, backward)
+        if self.native: return self._native_inverse(y, solver, atol, rtol, maxiter, throw, backward, adjoint_solver)
         x, self.last_solves = residual_inverse(self.g, y, solver=solver or 'anderson', atol=atol, rtol=rtol, maxiter=maxiter,
-                                               throw=throw, backward=backward)
+                                               throw=throw, backward=backward, adjoint_solver=adjoint_solver)
         return x
 
-    def _native_inverse(self, y, solver, atol, rtol, maxiter, throw, backward) -> Tensor:
-        if solver not in (None, 'fixed_point') or backward != 'implicit':
+    def _native_inverse(self, y, solver, atol, rtol, maxiter, throw, backward, adjoint_solver=None) -> Tensor:
+        if solver not in (None, 'fixed_point') or adjoint_solver not in (None, 'fixed_point') or backward != 'implicit':
             raise ValueError(f"The native inverse is fixed-point iteration with the implicit backward, but got solver={solver!r}, "
-                             f"backward={backward!r}. Leave both at their defaults, or use native=False for other solvers.")
+                             f"adjoint_solver={adjoint_solver!r}, backward={backward!r}. Leave them at their defaults, or use "
+                             "native=False for other solvers.")
         x, res, steps = native_inverse(y, *self._native_layers(), atol=atol, rtol=rtol, maxiter=maxiter, throw=throw)
         if not torch.compiler.is_compiling():   # the adjoint solve of the backward reports by itself (no entry here)
             n = int(steps.abs().max()) if steps.numel() else 0
@@ -385,10 +390,12 @@ class iResNet(nn.Module):
                 maxiter:int|None=None, # most evaluations of g per block (default by dtype)
                 throw:bool=False, # raise `ConvergenceError` instead of warning
                 backward:str='implicit', # 'implicit' or 'unrolled'
+                adjoint_solver:str|Callable|None=None, # the implicit backward's solver (default: `solver`)
                ) -> Tensor: # (batch, features)
         "F⁻¹(y), blocks in reverse order, each solved to tolerance."
         for b in reversed(self.blocks):
-            y = b.inverse(y, solver=solver, atol=atol, rtol=rtol, maxiter=maxiter, throw=throw, backward=backward)
+            y = b.inverse(y, solver=solver, atol=atol, rtol=rtol, maxiter=maxiter, throw=throw, backward=backward,
+                          adjoint_solver=adjoint_solver)
         return y
 
     def forward_logdet(self, x:Tensor, # (batch, features)

@@ -129,6 +129,10 @@ def _gram_coefficients(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel
     C = blocks.new_zeros(g, ks.shape[0], r, r).index_add_(1, idx.to(Wp.device), blocks)
     return C, ks, float(torch.linalg.vector_norm(Wq, dim=(2, 3)).sum(1).amax())
 
+def _coef_error(Wp:Tensor, S:float) -> float:
+    "Σ_k‖C̃_k − C_k‖_F ≤ this for `_gram_coefficients`' float64 dot products (real and imaginary parts), with S = max Σ_q‖W_q‖_F."
+    return 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Wp.shape[3:]) + 2)
+
 @functools.lru_cache(maxsize=64)
 def _offsets(Q:tuple, wide:bool) -> tuple[Tensor, Tensor]: # (nQ²,) index of k for each block (a, b); ks (n_K, d)
     "Which Gram coefficient each block W_aᵀW_b (wide) or W_aW_bᵀ feeds: k = q_b − q_a or q_a − q_b, row-major, shifted to ≥ 0."
@@ -162,7 +166,7 @@ def _gram_error(Wp:Tensor, omega:Tensor, C:Tensor, S:float, u:float=U64) -> floa
     arg = float(omega.abs().amax(0) @ torch.tensor([2.0*(n - 1) for n in Q], dtype=torch.float64)) if omega.numel() else 0.0
     eps_phase = 4*U64*(arg + 4) + u  # float64 argument, cos and sin, then rounded to the product's precision
     sum_C = float(torch.linalg.matrix_norm(C).sum(1).amax())*(1 + 1e-6)  # Σ_k ‖C̃_k‖_F, worst group
-    coef = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)  # the coefficients (float64 dot products), real and imaginary
+    coef = _coef_error(Wp, S)  # the coefficients (float64 dot products), real and imaginary
     return (coef + 2*(eps_phase + 2*u + gamma(C.shape[1] + 4, u))*(sum_C + coef))*1.01
 
 def _chol_bounds(M:Tensor, # (B, r, r) complex64/128: the computed −H, its diagonal shifted in place
@@ -253,7 +257,7 @@ def _grid_bound_all(Wp, omega, C, ks, S, slack, state, rdt, u, cdt) -> tuple[Sym
     gi, pi = divmod(best, P)
     up = math.sqrt(float(bound.max()))*(1 + 4*U64)
     est = math.sqrt(float(lt[0]))
-    coef_err = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Wp.shape[3:]) + 2)
+    coef_err = _coef_error(Wp, S)
     return (SymbolMax(up, est, g*P, up <= est*(1 + slack), omega[pi], gi, uu[0], vv[0], cropped=False),
             GridState(C, bound, coef_err, x, best, state.kappa if state is not None else 0.1))
 
@@ -272,7 +276,7 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     single = gamma(2*r + 8, U32)*r <= slack  # the factorisation's margin in float32 is below slack: all of it in single precision
     rdt, u = (torch.float32, U32) if single else (torch.float64, U64)
     cdt = torch.complex64 if single else torch.complex128
-    coef_err = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)  # Σ_k‖C̃_k − C_k‖_F (the coefficients' dot products)
+    coef_err = _coef_error(Wp, S)  # Σ_k‖C̃_k − C_k‖_F (the coefficients' dot products)
     warm = state is not None and state.C.shape == C.shape and state.C.device == C.device and state.bound.shape == (g*P,)
     kappa = state.kappa if state is not None else 0.1
     screen = g*P*r**3 > _SCREEN_MIN  # below this, factorising every point costs less than the cheap bounds' few operations
@@ -372,7 +376,7 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
     # single precision only where it pays (large matrices) and its margin leaves the pruning and the tightness room
     rdt, u = (torch.float32, U32) if r >= 32 and gamma(2*r + 8, U32)*r <= slack/4 else (torch.float64, U64)
     below = 1/(1 + 2.1*gamma(2*r + 8, u)*r + 1e-7 + 16*U64)  # a shift s·below proves λ < s when the factorisation succeeds
-    coef_err = 2*S*S*gamma(max(Wp.shape[1:3]) + math.prod(Q) + 2)
+    coef_err = _coef_error(Wp, S)
     nz = torch.ones(ks.shape[0], dtype=torch.bool); nz[ks.shape[0]//2] = False  # k ≠ 0
     V = float(torch.linalg.matrix_norm(C[:, nz]).sum(1).amax())*(1 + 1e-10) + coef_err + 1e-300  # ≥ sup_ω ‖H(ω) − H₀‖₂
     L_lo, n_pts = 0.0, 0

@@ -112,9 +112,9 @@ class MatrixCertifier:
                 ok, b2 = shift_certificate(As, G, lam*(1 + 1.8*self.slack)**2)
                 route = 'retry'
             if not ok:  # σ̂ too low (a tight cluster, or singular values crossed): inverse iteration on a factorisation
-                top = _inverse_top(G, lam, torch.cat([self.V64, self._start(As, 8)], 1), tol, tol_value)
-                if top is None:  # no shift above λ_max was found cheaply: block Krylov, with a larger block
-                    V0 = torch.cat([self.V64, self._start(As, 8)], 1)
+                V0 = torch.cat([self.V64, self._start(As, 8)], 1)  # the warm block and fixed vectors
+                top = _inverse_top(G, lam, V0, tol, tol_value)
+                if top is None:  # no shift above λ_max was found cheaply: block Krylov on the same block
                     top = block_top(lambda X: G @ X, V0, tol, tol_value, restarts=40)[:3]
                 lam, v, V = top
                 self.V64 = V[:, -8:]

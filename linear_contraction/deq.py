@@ -6,84 +6,15 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/deq.html.md"""
 
 # %% ../nbs/api/08_deq.ipynb #0888d978
 from __future__ import annotations
-import warnings
-from dataclasses import dataclass
 from typing import Callable, Sequence
 import torch
 from torch import nn, Tensor
-from .checks import check_floating, report_nonconvergence, ConvergenceWarning
-from .solvers import SolverResult, get_solver
+from .checks import check_floating
+from .solvers import get_solver
+from .implicit import FixedPointStats, ImplicitGradient, PhantomGradient, equilibrium, get_gradient
 
 # %% auto #0
-__all__ = ['DEQStats', 'PhantomGradient', 'DEQFixedPoint', 'jacobian_regularization', 'fixed_point_correction']
-
-# %% ../nbs/api/08_deq.ipynb #1c6e5fe0
-@dataclass
-class DEQStats:
-    "Solver statistics of one `DEQFixedPoint` call: the forward solve, and the adjoint solve once backward has run."
-    forward_steps: int # evaluations of f by the forward solver
-    forward_residual: Tensor # (batch,) ‖f(z_k, x) − z_k‖₂ per sample, z_k the solver's best iterate (the layer goes on from f(z_k, x))
-    forward_converged: Tensor # (batch,) bool: the sample met atol + rtol·‖f(z*, x)‖₂
-    backward_steps: int|None=None # VJPs of f by the adjoint solver; None until backward has run, 0 for the one-step gradient
-    backward_residual: Tensor|None=None # (batch,) ‖w + J_fᵀg − g‖₂ per sample
-    backward_converged: Tensor|None=None # (batch,) bool
-
-def _solve_quiet(solver:Callable, # a solver with the signature of `fixed_point`
-                 fn:Callable, # the map (batch, ...) -> (batch, ...)
-                 x0:Tensor, # (batch, ...) starting point
-                 atol:float|None, rtol:float|None, maxiter:int|None, # tolerances (None: the solver's defaults by dtype)
-                 what:str, # 'DEQFixedPoint forward' or 'DEQFixedPoint backward (adjoint solve)'
-                 throw:bool, # raise `ConvergenceError` instead of warning
-                ) -> SolverResult:
-    "Run `solver`, then report non-convergence naming the DEQ pass rather than the solver."
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', ConvergenceWarning)
-        res = solver(fn, x0, atol=atol, rtol=rtol, maxiter=maxiter, throw=False)
-    if not bool(res.converged.all()):
-        miss = ~res.converged
-        report_nonconvergence(what, f'{int(miss.sum())} of {miss.numel()} samples missed the tolerance after {res.n_steps} steps '
-                              f'(worst residual {res.residual[miss].max().item():.3g}; atol={atol}, rtol={rtol}, maxiter={maxiter})',
-                              hint='Increase `maxiter` (or `b_maxiter`) or loosen the tolerances; if the residual stalls, f is probably '
-                                   'not a contraction in z: build its z-path from LinearContraction layers with c < 1 and '
-                                   '1-Lipschitz activations.', throw=throw, stacklevel=5)
-    return res
-
-# %% ../nbs/api/08_deq.ipynb #ab996fee
-class _ImplicitBackward(torch.autograd.Function):
-    "Identity on f(z*, x) forward; backward maps w = ∂L/∂z* to g solving g = w + J_z(z*)ᵀ g."
-    @staticmethod
-    def forward(ctx, fz:Tensor, # (batch, ...) f(z*, x), with its graph
-                adjoint:Callable[[Tensor], Tensor], # w -> g, closes over the graph of fz
-               ) -> Tensor:
-        ctx.adjoint = adjoint
-        return fz.view_as(fz)
-
-    @staticmethod
-    def backward(ctx, w:Tensor):
-        if torch.is_grad_enabled():
-            raise RuntimeError('DEQFixedPoint: the implicit backward is first-order only (create_graph=True is not supported). '
-                               'For higher derivatives use backward=PhantomGradient(k, tau) or differentiate an unrolled iteration.')
-        return ctx.adjoint(w), None
-
-# %% ../nbs/api/08_deq.ipynb #187e4780
-@dataclass(frozen=True)
-class PhantomGradient:
-    "The k-step damped phantom gradient of a DEQ: unroll z ← (1 − tau)·z + tau·f(z, x) k times from z*, with autograd."
-    k:int=5 # unrolled steps (k ≥ 1); k = 1, tau = 1 is the one-step gradient
-    tau:float=0.5 # damping in (0, 1]
-
-    def __post_init__(self):
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
-            raise ValueError(f'Expected k to be an int >= 1, but got k={self.k!r}.')
-        if not 0 < self.tau <= 1: raise ValueError(f'Expected tau in (0, 1], but got tau={self.tau!r}.')
-
-    def __call__(self, f:Callable[[Tensor, Tensor], Tensor], # the cell
-                 z_star:Tensor, # (batch, ...) the fixed point, detached
-                 x:Tensor, # (batch, ...) the input
-                ) -> Tensor: # (batch, ...) z_k, attached to the graph of x and f's parameters
-        z = z_star
-        for _ in range(self.k): z = (1 - self.tau)*z + self.tau*f(z, x) if self.tau != 1 else f(z, x)
-        return z
+__all__ = ['DEQFixedPoint', 'jacobian_regularization', 'fixed_point_correction']
 
 # %% ../nbs/api/08_deq.ipynb #da8fd5c7
 class _Spaced:
@@ -101,7 +32,7 @@ class _Spaced:
         return [pool[i][1] for i in idx]
 
 class DEQFixedPoint(nn.Module):
-    "Deep equilibrium layer: z* = f(z*, x) by a solver, gradients by the implicit function theorem (or one step)."
+    "Deep equilibrium layer: z* = f(z*, x) by a solver, gradients by the implicit function theorem (or a phantom or unrolled method)."
     def __init__(self,
                  f:nn.Module, # the map f(z, x) -> z, acting on each sample of the batch independently
                  *,
@@ -109,9 +40,9 @@ class DEQFixedPoint(nn.Module):
                  atol:float|None=None, # forward: absolute tolerance on ‖f(z) − z‖₂ per sample (None: solver default by dtype)
                  rtol:float|None=None, # forward: relative tolerance, times ‖f(z)‖₂ (None: solver default by dtype)
                  maxiter:int|None=None, # forward: most evaluations of f (None: solver default by dtype)
-                 backward:str|PhantomGradient='implicit', # 'implicit' (exact) or a `PhantomGradient` (PhantomGradient(1, 1): the one-step g ≈ w)
-                 b_solver:str|Callable|None=None, # solver of the adjoint fixed point (default: `solver`)
-                 b_atol:float|None=None, # backward tolerances and step limit (default: the forward ones)
+                 backward:str|object='implicit', # 'implicit', 'unrolled', or a method: ImplicitGradient, PhantomGradient (PhantomGradient(1, 1): one step)
+                 b_solver:str|Callable|None=None, # 'implicit' only: solver of the adjoint fixed point (default: `solver`)
+                 b_atol:float|None=None, # 'implicit' only: backward tolerances and step limit (default: the forward ones)
                  b_rtol:float|None=None,
                  b_maxiter:int|None=None,
                  z_shape:tuple|None=None, # shape of z per sample, without the batch dim, for the default z0 (default: x's)
@@ -124,16 +55,14 @@ class DEQFixedPoint(nn.Module):
         self.keep_states, self.states = keep_states, []
         if not isinstance(f, nn.Module): raise TypeError(f'Expected f to be an nn.Module computing f(z, x), but got {type(f).__name__}. '
                                                           'Wrap a function in a Module so that its parameters are registered.')
-        if not isinstance(backward, PhantomGradient) and backward != 'implicit':
-            raise ValueError(f"Expected backward to be 'implicit' or a PhantomGradient (the one-step gradient is PhantomGradient(1, 1)), "
-                             f"but got backward={backward!r}.")
-        self.f, self.solver, self.b_solver = f, get_solver(solver), get_solver(solver if b_solver is None else b_solver)
-        self.atol, self.rtol, self.maxiter, self.backward, self.throw = atol, rtol, maxiter, backward, throw
-        self.b_atol = atol if b_atol is None else b_atol
-        self.b_rtol = rtol if b_rtol is None else b_rtol
-        self.b_maxiter = maxiter if b_maxiter is None else b_maxiter
+        b_given = {k: v for k, v in dict(b_solver=b_solver, b_atol=b_atol, b_rtol=b_rtol, b_maxiter=b_maxiter).items() if v is not None}
+        if backward == 'implicit': backward = ImplicitGradient(b_solver, b_atol, b_rtol, b_maxiter)
+        elif b_given: raise ValueError(f"{', '.join(b_given)} configure backward='implicit'; with backward={backward!r} pass the "
+                                       'settings inside the method, e.g. ImplicitGradient(solver=..., maxiter=...).')
+        self.f, self.solver, self.backward = f, get_solver(solver), get_gradient(backward)
+        self.atol, self.rtol, self.maxiter, self.throw = atol, rtol, maxiter, throw
         self.z_shape = None if z_shape is None else tuple(z_shape)
-        self.stats: DEQStats|None = None
+        self.stats: FixedPointStats|None = None
 
     def _z0(self, x:Tensor, z0:Tensor|None) -> Tensor:
         shape = (x.shape[0],) + (tuple(x.shape[1:]) if self.z_shape is None else self.z_shape)
@@ -149,38 +78,17 @@ class DEQFixedPoint(nn.Module):
                ) -> Tensor: # (batch, *z_shape) f(z*, x), attached to the graph of x and f's parameters
         check_floating(x, 'x')
         if x.ndim < 1: raise ValueError('Expected x with a leading batch dimension, shape (batch, ...), but got a 0-d tensor. Use x[None].')
-        z0 = self._z0(x, z0)
         seen = _Spaced(self.keep_states)  # the points at which the solver evaluated f (its iterates, whatever the solver)
-        def fx(z):
-            if self.keep_states: seen.add(z.detach())
-            return self.f(z, x)
-        with torch.no_grad():
-            res = _solve_quiet(self.solver, fx, z0, self.atol, self.rtol, self.maxiter, 'DEQFixedPoint forward', self.throw)
+        z, self.stats = equilibrium(lambda z: self.f(z, x), self._z0(x, z0), solver=self.solver, atol=self.atol, rtol=self.rtol,
+                                    maxiter=self.maxiter, gradient=self.backward, throw=self.throw, name='DEQFixedPoint',
+                                    on_step=seen.add if self.keep_states else None)
         if self.keep_states: self.states = seen.result()
-        stats = self.stats = DEQStats(res.n_steps, res.residual, res.converged)
-        z_star = (res.value if res.image is None else res.image).detach()  # f of the best iterate: one step closer, no evaluation more
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.f.parameters()))
-        if not needs_grad:
-            with torch.no_grad(): return self.f(z_star, x)
-        if self.backward != 'implicit':  # a phantom gradient (one step included): no adjoint solve
-            stats.backward_steps = 0
-            return self.backward(self.f, z_star, x)
-        zz = z_star.requires_grad_()
-        fz = self.f(zz, x)
-        def adjoint(w:Tensor) -> Tensor:
-            def vjp(g):
-                v, = torch.autograd.grad(fz, zz, g, retain_graph=True, allow_unused=True)
-                return w + v if v is not None else w
-            r = _solve_quiet(self.b_solver, vjp, w, self.b_atol, self.b_rtol, self.b_maxiter,
-                             'DEQFixedPoint backward (adjoint solve)', self.throw)
-            stats.backward_steps, stats.backward_residual, stats.backward_converged = r.n_steps, r.residual, r.converged
-            return r.value if r.image is None else r.image  # w + J_fᵀg at the best g: one step closer
-        return _ImplicitBackward.apply(fz, adjoint)
+        return z
 
     def extra_repr(self) -> str:
         name = lambda s: getattr(s, '__name__', getattr(getattr(s, 'func', None), '__name__', repr(s)))
         return (f'solver={name(self.solver)}, backward={self.backward!r}, atol={self.atol}, rtol={self.rtol}, maxiter={self.maxiter}, '
-                f'b_solver={name(self.b_solver)}, throw={self.throw}')
+                f'throw={self.throw}')
 
 # %% ../nbs/api/08_deq.ipynb #7bd64b8d
 def jacobian_regularization(f:Callable[[Tensor, Tensor], Tensor], # the cell f(z, x), acting on each sample independently
@@ -218,4 +126,4 @@ def fixed_point_correction(f:Callable[[Tensor, Tensor], Tensor], # the cell
     if not 0 < gamma <= 1: raise ValueError(f'Expected gamma in (0, 1], but got gamma={gamma!r}.')
     n = len(states)
     w = [gamma**(n - 1 - i) for i in range(n)]
-    return sum(wi*loss_fn(gradient(f, z.detach(), x)) for wi, z in zip(w, states))/sum(w)
+    return sum(wi*loss_fn(gradient.attach(lambda z_: f(z_, x), z.detach())) for wi, z in zip(w, states))/sum(w)

@@ -6,18 +6,17 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/iresnet.html.m
 
 # %% ../nbs/api/07_iresnet.ipynb #1d392907
 from __future__ import annotations
-import functools, math
+import math
 from typing import Callable, Sequence
 import torch
 from torch import nn, Tensor
-from torch.autograd import Function
 from .checks import check_floating, check_finite
-from .solvers import SolverResult, get_solver
+from .implicit import FixedPointStats, ImplicitGradient, equilibrium
 from .native import load_native, native_forward, native_inverse
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'BACKWARDS', 'LipSwish', 'contractive_mlp', 'contractive_cnn', 'ResidualInverse', 'residual_inverse',
-           'iResNetBlock', 'logdet_series', 'logdet_exact', 'logdet_roulette', 'iResNet']
+__all__ = ['ACTIVATIONS', 'LipSwish', 'contractive_mlp', 'contractive_cnn', 'residual_inverse', 'iResNetBlock', 'logdet_series',
+           'logdet_exact', 'logdet_roulette', 'iResNet']
 
 # %% ../nbs/api/07_iresnet.ipynb #4375243a
 class LipSwish(nn.Module):
@@ -73,79 +72,25 @@ def contractive_cnn(channels:int, # input and output channels
         layers.append(contraction(conv(a, b, kernel_size, padding='same', padding_mode=padding_mode), c=ci, sizes=sizes))
     return nn.Sequential(*layers)
 
-# %% ../nbs/api/07_iresnet.ipynb #d27a75e4
-class ResidualInverse(Function):
-    "x = F⁻¹(y) for F(x) = x + g(x), with the implicit backward ȳ = (I + J_g)⁻ᵀ w, θ̄ = −(∂g/∂θ)ᵀ ȳ."
-    @staticmethod
-    def forward(y:Tensor, # (batch, ...) the output of F
-                g:Callable, # the contraction, (batch, ...) -> (batch, ...)
-                solve:Callable, # solver for the inverse: solve(f, x0) -> SolverResult
-                solve_adjoint:Callable, # solver for the adjoint fixed point a = w − J_gᵀ a
-                info:list, # receives the forward and adjoint `SolverResult`s (diagnostics)
-                *params:Tensor, # the tensors g depends on and that may need gradients
-               ) -> Tensor: # (batch, ...) x with x + g(x) = y
-        res = solve(lambda x: y - g(x), y)
-        info[:] = [res]
-        return res.value
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        y, g, solve, solve_adjoint, info, *params = inputs
-        ctx.g, ctx.solve_adjoint, ctx.info, ctx.params = g, solve_adjoint, info, params
-        ctx.save_for_backward(output)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, w:Tensor):
-        x, = ctx.saved_tensors
-        need = [p for p, n in zip(ctx.params, ctx.needs_input_grad[5:]) if n]
-        with torch.enable_grad():
-            xg = x.detach().requires_grad_()
-            gx = ctx.g(xg)
-        vjp = lambda a: torch.autograd.grad(gx, xg, a, retain_graph=True)[0]
-        res = ctx.solve_adjoint(lambda a: w - vjp(a), w)
-        ctx.info.append(res)
-        a = res.value
-        grads = iter(torch.autograd.grad(gx, need, a, allow_unused=True) if need else ())
-        gp = []
-        for n in ctx.needs_input_grad[5:]:
-            gr = next(grads) if n else None
-            gp.append(None if gr is None else -gr)
-        return (a if ctx.needs_input_grad[0] else None, None, None, None, None, *gp)
-
 # %% ../nbs/api/07_iresnet.ipynb #f72e2d96
-BACKWARDS = ('implicit', 'unrolled')
-
 def residual_inverse(g:Callable, # the contraction, (batch, ...) -> (batch, ...); Lip(g) < 1 is the caller's promise
                      y:Tensor, # (batch, ...) the point to invert
                      *,
-                     params:Sequence[Tensor]|None=None, # tensors g depends on (default: g.parameters() for a Module)
                      solver:str|Callable='anderson', # 'anderson', 'fixed_point', 'broyden' or a callable with their signature
                      atol:float|None=None, # absolute tolerance of the inverse and adjoint solves (default by dtype)
                      rtol:float|None=None, # relative tolerance (default by dtype)
                      maxiter:int|None=None, # most evaluations of g per solve (default by dtype)
                      throw:bool=False, # raise `ConvergenceError` instead of warning
-                     backward:str='implicit', # 'implicit' (adjoint solve, constant memory) or 'unrolled' (autograd through the iterations)
+                     backward:str|object='implicit', # 'implicit' (adjoint solve, constant memory), 'unrolled' (autograd through the iterations) or a method object
                      adjoint_solver:str|Callable|None=None, # the implicit backward's solver (default: `solver`), same tolerances
-                    ) -> tuple[Tensor, list[SolverResult]]: # x with x + g(x) = y, and the solver results (forward, then adjoint after backward)
-    "Solve x + g(x) = y by a fixed-point solver, differentiable in y and in g's parameters."
-    if backward not in BACKWARDS: raise ValueError(f'Unknown backward {backward!r}: expected one of {list(BACKWARDS)}.')
-    fn = get_solver(solver)
-    solve = functools.partial(fn, atol=atol, rtol=rtol, maxiter=maxiter, throw=throw)
-    solve_adjoint = solve if adjoint_solver is None else functools.partial(get_solver(adjoint_solver), atol=atol, rtol=rtol,
-                                                                          maxiter=maxiter, throw=throw)
-    if params is None: params = tuple(g.parameters()) if isinstance(g, nn.Module) else ()
-    params = tuple(params)
-    needs = torch.is_grad_enabled() and (y.requires_grad or any(p.requires_grad for p in params))
-    if not needs:
-        with torch.no_grad(): res = solve(lambda x: y - g(x), y)
-        return res.value, [res]
-    if backward == 'unrolled':
-        res = solve(lambda x: y - g(x), y)
-        return res.value, [res]
-    info = []
-    x = ResidualInverse.apply(y, g, solve, solve_adjoint, info, *params)
-    return x, info
+                     name:str='residual_inverse', # who reports a miss: '<name> forward …', '<name> backward (adjoint solve) …'
+                    ) -> tuple[Tensor, FixedPointStats]: # x with x + g(x) = y (attached to the graph of y and of what g depends on), and the statistics
+    "Solve x + g(x) = y by a fixed-point solver, differentiable in y and in everything g depends on."
+    if adjoint_solver is not None:
+        if backward != 'implicit': raise ValueError(f"adjoint_solver configures backward='implicit', but got backward={backward!r}.")
+        backward = ImplicitGradient(adjoint_solver)
+    return equilibrium(lambda x: y - g(x), y, solver=solver, atol=atol, rtol=rtol, maxiter=maxiter, gradient=backward, throw=throw,
+                       name=name)
 
 # %% ../nbs/api/07_iresnet.ipynb #01499919
 def _event_shape(features) -> tuple[int, ...]:
@@ -197,7 +142,7 @@ class iResNetBlock(nn.Module):
                 raise ValueError('c, hidden_features and linear configure the default g; with a user-supplied g pass only lipschitz.')
             self.g, self.lipschitz = g, float(lipschitz)
         if not self.lipschitz > 0: raise ValueError(f'Expected a positive Lipschitz bound, but got {self.lipschitz!r}.')
-        self.last_solves: list[SolverResult] = []   # diagnostics of the latest inverse (forward, then adjoint)
+        self.stats: FixedPointStats|None = None   # statistics of the latest inverse (the adjoint fields once backward has run)
         self.native = bool(native)
         if self.native:
             self._native_spec = self._native_structure()   # a clear error now for a g the native layer cannot run
@@ -251,8 +196,8 @@ class iResNetBlock(nn.Module):
         self._require_invertible('inverse')
         _check_features(y, self.features, 'y')
         if self.native: return self._native_inverse(y, solver, atol, rtol, maxiter, throw, backward, adjoint_solver)
-        x, self.last_solves = residual_inverse(self.g, y, solver=solver or 'anderson', atol=atol, rtol=rtol, maxiter=maxiter,
-                                               throw=throw, backward=backward, adjoint_solver=adjoint_solver)
+        x, self.stats = residual_inverse(self.g, y, solver=solver or 'anderson', atol=atol, rtol=rtol, maxiter=maxiter, throw=throw,
+                                         backward=backward, adjoint_solver=adjoint_solver, name='iResNetBlock.inverse')
         return x
 
     def _native_inverse(self, y, solver, atol, rtol, maxiter, throw, backward, adjoint_solver=None) -> Tensor:
@@ -263,7 +208,7 @@ class iResNetBlock(nn.Module):
         x, res, steps = native_inverse(y, *self._native_layers(), atol=atol, rtol=rtol, maxiter=maxiter, throw=throw)
         if not torch.compiler.is_compiling():   # the adjoint solve of the backward reports by itself (no entry here)
             n = int(steps.abs().max()) if steps.numel() else 0
-            self.last_solves = [SolverResult(x.detach(), n, res, steps > 0, n, res[None], None)]
+            self.stats = FixedPointStats(n, res, steps > 0)
         return x
 
     def forward_logdet(self, x:Tensor, # (batch, features)

@@ -13,17 +13,16 @@ from torch import Tensor
 from .checks import check_floating, check_finite, report_nonconvergence
 
 # %% auto #0
-__all__ = ['SOLVERS', 'SolverResult', 'default_tolerances', 'fixed_point', 'anderson', 'broyden', 'get_solver']
+__all__ = ['SOLVERS', 'SolverResult', 'default_tolerances', 'fixed_point', 'anderson', 'broyden', 'register_solver', 'get_solver']
 
 # %% ../nbs/api/05_solvers.ipynb #262a0f05
 class SolverResult(NamedTuple):
     "What `fixed_point` and `anderson` return: the best iterate per sample and how it was reached."
     value: Tensor # (batch, ...) the iterate that met the tolerance, else the lowest-residual iterate, per sample
-    n_steps: int # iterations run: evaluations of f until the last sample stopped (or `maxiter`)
+    n_steps: int # evaluations of f, each on the whole batch, until the last sample stopped (or `maxiter`): one per step
     residual: Tensor # (batch,) ‖f(value) − value‖₂ of each sample, measured
     converged: Tensor # (batch,) bool: the sample met atol + rtol·‖f(value)‖
-    n_evals: int # calls of f, each on the whole batch
-    history: Tensor # (n_evals, batch) residual of the iterate at each call of f (for convergence plots)
+    history: Tensor # (n_steps, batch) residual of the iterate at each call of f (for convergence plots)
     image: Tensor|None=None # (batch, ...) f(value), evaluated with it: for a contraction c times closer to the fixed point
 
 # %% ../nbs/api/05_solvers.ipynb #254e813b
@@ -105,7 +104,7 @@ def _iterate(name:str, f:Callable, x0:Tensor, step:Callable, atol, rtol, maxiter
                               f'(worst residual {worst:.3g}; asked atol={atol:g} + rtol={rtol:g}·‖f(z)‖){extra}',
                               hint='Increase `maxiter` or loosen `atol`/`rtol`; if the residual does not decrease, check that f '
                                    'is a contraction (Lipschitz constant < 1).', throw=throw, stacklevel=4)
-    return SolverResult(best, n, best_r, conv, n, torch.stack(hist) if hist else best_r[None], best_f)
+    return SolverResult(best, n, best_r, conv, torch.stack(hist) if hist else best_r[None], best_f)
 
 # %% ../nbs/api/05_solvers.ipynb #6de97deb
 def fixed_point(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ...), acting on each sample independently
@@ -224,9 +223,21 @@ def broyden(f:Callable[[Tensor], Tensor], # the map, (batch, ...) -> (batch, ...
 # %% ../nbs/api/05_solvers.ipynb #be2e6e8e
 SOLVERS = {'fixed_point': fixed_point, 'anderson': anderson, 'broyden': broyden}
 
-def get_solver(solver:str|Callable, # 'fixed_point', 'anderson', 'broyden', or a callable with their signature
+def register_solver(name:str, # the name layers will accept, e.g. DEQFixedPoint(f, solver=name)
+                    solver:Callable[..., SolverResult], # a function with the signature of `fixed_point`, returning a `SolverResult`
+                   ) -> None:
+    "Make `solver` available by name to every layer and gradient method of the package."
+    if not isinstance(name, str) or not name: raise ValueError(f'Expected a non-empty str name, but got {name!r}.')
+    if not callable(solver): raise TypeError(f'Expected a callable solver with the signature of fixed_point, but got {type(solver).__name__}.')
+    if name in SOLVERS and SOLVERS[name] is not solver:
+        raise ValueError(f'A solver named {name!r} is registered already ({SOLVERS[name].__name__}); pick another name.')
+    SOLVERS[name] = solver
+
+def get_solver(solver:str|Callable, # a registered name ('fixed_point', 'anderson', 'broyden', …) or a callable with their signature
               ) -> Callable[..., SolverResult]:
     "The solver function for `solver`."
     if callable(solver): return solver
-    if solver not in SOLVERS: raise ValueError(f'Unknown solver {solver!r}: expected one of {list(SOLVERS)} or a callable with their signature.')
+    if solver not in SOLVERS:
+        raise ValueError(f'Unknown solver {solver!r}: expected one of {list(SOLVERS)}, a callable with their signature, or a name '
+                         'registered with register_solver.')
     return SOLVERS[solver]

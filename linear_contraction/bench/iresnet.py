@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn, Tensor
 from ..checks import ConvergenceWarning
-from ..iresnet import BACKWARDS, iResNet, iResNetBlock
+from ..iresnet import iResNet, iResNetBlock
 from .core import (caption, contraction_matrix, machine, median_interleaved, save_figure, save_results,
                                            two_moons, progress as progress_bar)
 
@@ -62,8 +62,8 @@ def reconstruction(flow:iResNet, # a trained flow
         xr = flow.inverse(flow(x), solver=solver)
     err = (xr - x).norm(dim=1) / x.norm(dim=1)
     return dict(solver=solver, max_rel_err=err.max().item(), median_rel_err=err.median().item(),
-                evals=[b.last_solves[0].n_evals for b in flow.blocks],
-                converged=all(bool(b.last_solves[0].converged.all()) for b in flow.blocks))
+                evals=[b.stats.forward_steps for b in flow.blocks],
+                converged=all(bool(b.stats.forward_converged.all()) for b in flow.blocks))
 
 def plot_flow(flow:iResNet, # a trained 2-D flow
               losses:list[float], # its training losses
@@ -126,8 +126,8 @@ def bench_inverse(cs=(0.5, 0.9, 0.99), # Lipschitz bounds
                 for _ in range(k):
                     with torch.no_grad(): xr = blk.inverse(y, solver=s, atol=0, rtol=rtol, maxiter=20000)
                 t = (time.perf_counter() - t0) / k
-                r = blk.last_solves[0]
-                row[f'{s}_evals'], row[f'{s}_converged'] = r.n_evals, bool(r.converged.all())
+                r = blk.stats
+                row[f'{s}_evals'], row[f'{s}_converged'] = r.forward_steps, bool(r.forward_converged.all())
                 row[f'{s}_err'] = ((xr - x).norm(dim=1) / x.norm(dim=1)).max().item()
                 return t
             return run
@@ -166,7 +166,7 @@ def bench_backward(iters=(5, 10, 20, 40, 80, 160), # forced numbers of solver it
     rows = []
     for n in progress_bar(iters, 'backward', disable=not progress):
         row = dict(iters=n, features=features, hidden=hidden, batch=batch)
-        for method in BACKWARDS:
+        for method in ('implicit', 'unrolled'):
             ts = []
             for rep in range(reps + 1):                                       # the first run is a warm-up
                 with warnings.catch_warnings():

@@ -42,7 +42,7 @@ def bench_native(batches=(1, 32, 256), # batch sizes
                 t0 = time.perf_counter()
                 for _ in range(k):
                     with torch.no_grad(): sol[name] = blk.inverse(y, solver=solver, atol=atol, rtol=0)
-                row[f'{name} evals'] = blk.last_solves[0].n_evals
+                row[f'{name} evals'] = blk.stats.forward_steps
                 return (time.perf_counter() - t0) / k
             return run
         def inverse_backward(name):

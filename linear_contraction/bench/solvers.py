@@ -135,7 +135,7 @@ def benchmark(quick:bool=False, # smaller problem and fewer repeats: a smoke run
                     t0 = time.perf_counter()
                     for _ in range(k):
                         with torch.no_grad(): r = solver(f, torch.zeros(batch, n, dtype=dtype), atol=0, rtol=rtol, maxiter=20000)
-                    row[f'{name}_evals'], row[f'{name}_converged'] = r.n_evals, bool(r.converged.all())
+                    row[f'{name}_evals'], row[f'{name}_converged'] = r.n_steps, bool(r.converged.all())
                     return (time.perf_counter() - t0) / k
                 return run
             times = median_interleaved({name: timer(name, s) for name, s in SOLVERS.items()}, 1, reps)

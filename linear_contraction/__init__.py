@@ -1,8 +1,4 @@
-"""Lipschitz-bounded linear and convolutional layers whose bound holds: certified spectral and convolution norms, contractions, invertible ResNets and DEQs for PyTorch
-
-Modules:
-
-- `linear_contraction.bench.conv`: The operator norm of a convolution, computed and certified: speed against materialising the operator, tightness of the bounds across input sizes, and `contraction(nn.Conv2d)` against torch's `spectral_norm`, deel-torchlip's `SpectralConv2d` and orthogonium's orthogonal convolution: the σ each layer really uses, and what a training step costs under each guarantee."""
+"""Lipschitz-bounded linear and convolutional layers whose bound holds: certified spectral and convolution norms, contractions, invertible ResNets and DEQs for PyTorch"""
 
 __version__ = "0.0.1"
 

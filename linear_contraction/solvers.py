@@ -1,4 +1,4 @@
-"""Fixed-point iteration and Anderson acceleration for batches: per-sample convergence, the best iterate, honest reports.
+"""Fixed-point iteration, Anderson acceleration and Broyden's method for batches: per-sample convergence, the best iterate, honest reports, and a registry for solvers of one's own.
 
 Docs: https://linear-contraction.github.io/linear_contraction/api/solvers.html.md"""
 

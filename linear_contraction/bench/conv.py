@@ -1,7 +1,4 @@
-"""The operator norm of a convolution, computed and certified: speed against materialising the operator, tightness of the
-bounds across input sizes, and `contraction(nn.Conv2d)` against torch's `spectral_norm`, deel-torchlip's
-`SpectralConv2d` and orthogonium's orthogonal convolution: the σ each layer really uses, and what a training step costs
-under each guarantee.
+"""The operator norm of a convolution, computed and certified (speed against materialising the operator, tightness across input sizes), and `contraction(nn.Conv2d)` against torch's `spectral_norm`, deel-torchlip's `SpectralConv2d` and orthogonium's orthogonal convolution: the σ each layer really uses, and what a training step costs under each guarantee.
 
 Docs: https://linear-contraction.github.io/linear_contraction/bench/conv.html.md"""
 

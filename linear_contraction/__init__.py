@@ -12,12 +12,12 @@ from .conv_norm import conv_spectral_norm, certified_conv_bound
 from .contraction import LinearContraction, contraction, remove_contraction, refresh_contractions
 from .activations import MaxMin
 from .solvers import SolverResult, fixed_point, anderson, broyden
-from .iresnet import iResNetBlock, iResNet, contractive_mlp, contractive_cnn
+from .iresnet import iResNetBlock, iResNet, ActNorm, contractive_mlp, contractive_cnn
 from .implicit import equilibrium, ImplicitGradient, PhantomGradient, UnrolledGradient
 from .deq import DEQFixedPoint
 
 __all__ = ['ConvergenceWarning', 'ConvergenceError', 'spectral_norm', 'singular_triplet', 'certified_spectral_bound',
            'conv_spectral_norm', 'certified_conv_bound',
            'LinearContraction', 'contraction', 'remove_contraction', 'refresh_contractions', 'MaxMin', 'SolverResult', 'fixed_point',
-           'anderson', 'broyden', 'iResNetBlock', 'iResNet', 'contractive_mlp', 'contractive_cnn', 'equilibrium',
+           'anderson', 'broyden', 'iResNetBlock', 'iResNet', 'ActNorm', 'contractive_mlp', 'contractive_cnn', 'equilibrium',
            'ImplicitGradient', 'PhantomGradient', 'UnrolledGradient', 'DEQFixedPoint']

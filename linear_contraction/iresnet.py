@@ -16,7 +16,7 @@ from .native import load_native, native_forward, native_inverse
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'LipSwish', 'contractive_mlp', 'contractive_cnn', 'residual_inverse', 'iResNetBlock', 'logdet_series',
-           'logdet_exact', 'logdet_roulette', 'iResNet']
+           'logdet_exact', 'logdet_roulette', 'ActNorm', 'iResNet']
 
 # %% ../nbs/api/07_iresnet.ipynb #4375243a
 class LipSwish(nn.Module):
@@ -189,7 +189,7 @@ class iResNetBlock(nn.Module):
                 rtol:float|None=None, # relative tolerance (default by dtype)
                 maxiter:int|None=None, # most evaluations of g (default by dtype)
                 throw:bool=False, # raise `ConvergenceError` instead of warning
-                backward:str='implicit', # 'implicit' (constant memory) or 'unrolled' (autograd through the iterations)
+                backward:str|object='implicit', # 'implicit' (constant memory), 'unrolled' (autograd through the iterations) or a gradient method object
                 adjoint_solver:str|Callable|None=None, # the implicit backward's solver (default: `solver`); native: fixed point
                ) -> Tensor: # (batch, features) x with x + g(x) = y
         "Solve x + g(x) = y to tolerance; differentiable in y and the parameters of g."
@@ -307,16 +307,64 @@ def logdet_roulette(g:Callable, # the contraction, (batch, d) -> (batch, d)
     weights = [1.0] * n_terms + [(1 - p) ** -j for j in range(1, K + 1)]  # 1 / P(N ≥ k)
     return _series(g, x, weights, n_probes, probe, generator)
 
+# %% ../nbs/api/07_iresnet.ipynb #91b40f89
+class ActNorm(nn.Module):
+    "An invertible per-feature (per-channel for images) affine layer y = x·exp(log_scale) + shift, with log|det| = Σ log_scale · pixels."
+    def __init__(self, features:int|tuple, # size of x, or its event shape (C, H, W): one scale and shift per channel
+                ):
+        super().__init__()
+        self.event_shape, self.features = _event_shape(features), features
+        shape = (self.event_shape[0],) + (1,)*(len(self.event_shape) - 1)
+        self.shift, self.log_scale = nn.Parameter(torch.zeros(shape)), nn.Parameter(torch.zeros(shape))
+
+    def extra_repr(self) -> str: return f'features={self.features}'
+
+    @torch.no_grad()
+    def initialize(self, x:Tensor, # (batch, *event_shape), batch ≥ 2
+                  ) -> None:
+        "Data-dependent initialisation: the outputs on `x` get zero mean and unit variance per feature (per channel)."
+        _check_features(x, self.features, 'x')
+        if x.shape[0] < 2: raise ValueError(f'initialize needs a batch of at least 2 samples to estimate a variance, but got {x.shape[0]}.')
+        dims = [0] + list(range(2, x.ndim))
+        mean, std = x.mean(dims), x.std(dims).clamp_min(torch.finfo(x.dtype).eps)
+        self.log_scale.copy_(-std.log().reshape(self.log_scale.shape)); self.shift.copy_((-mean/std).reshape(self.shift.shape))
+
+    def forward(self, x:Tensor, # (batch, *event_shape)
+               ) -> Tensor: # (batch, *event_shape)
+        "y = x·exp(log_scale) + shift."
+        _check_features(x, self.features, 'x', finite=False)
+        return x*self.log_scale.exp() + self.shift
+
+    def inverse(self, y:Tensor, # (batch, *event_shape)
+                **solve_settings, # accepted and ignored (the inverse is closed-form): what `iResNet.inverse` passes every layer
+               ) -> Tensor: # (batch, *event_shape)
+        "x = (y − shift)·exp(−log_scale)."
+        _check_features(y, self.features, 'y')
+        return (y - self.shift)*(-self.log_scale).exp()
+
+    def forward_logdet(self, x:Tensor, # (batch, *event_shape)
+                       **estimator_settings, # accepted and ignored (the log-determinant is exact)
+                      ) -> tuple[Tensor, Tensor]: # y (batch, *event_shape) and log|det ∂y/∂x| (batch,)
+        "y and its log-determinant Σ log_scale · pixels per channel, the same for every sample."
+        y = self(x)
+        ld = self.log_scale.sum()*math.prod(self.event_shape[1:])
+        return y, ld.expand(x.shape[0])
+
+    def logdet(self, x:Tensor, **estimator_settings) -> Tensor: # (batch,)
+        "log|det ∂y/∂x| (see `forward_logdet`)."
+        return self.forward_logdet(x)[1]
+
 # %% ../nbs/api/07_iresnet.ipynb #cda2d72b
 class iResNet(nn.Module):
-    "A stack of `iResNetBlock`s: forward, inverse (blocks in reverse), log-determinant, and a normalising flow's log_prob and sample."
-    def __init__(self, blocks:Sequence[iResNetBlock], # the blocks, applied in order; all with the same features
+    "A stack of `iResNetBlock`s (and `ActNorm` layers): forward, inverse (blocks in reverse), log-determinant, and a normalising flow's log_prob and sample."
+    def __init__(self, blocks:Sequence[iResNetBlock|ActNorm], # the blocks, applied in order; all with the same features
                 ):
         super().__init__()
         blocks = list(blocks)
         if not blocks: raise ValueError('Expected at least one block, but got none.')
         for i, b in enumerate(blocks):
-            if not isinstance(b, iResNetBlock): raise TypeError(f'Expected iResNetBlock instances, but block {i} is {type(b).__name__}.')
+            if not isinstance(b, (iResNetBlock, ActNorm)):
+                raise TypeError(f'Expected iResNetBlock or ActNorm instances, but block {i} is {type(b).__name__}.')
         fs = {b.event_shape for b in blocks}
         if len(fs) != 1: raise ValueError(f'All blocks must have the same features, but got {[b.features for b in blocks]}.')
         self.blocks, self.features, self.event_shape = nn.ModuleList(blocks), blocks[0].features, blocks[0].event_shape
@@ -334,7 +382,7 @@ class iResNet(nn.Module):
                 rtol:float|None=None, # relative tolerance per block (default by dtype)
                 maxiter:int|None=None, # most evaluations of g per block (default by dtype)
                 throw:bool=False, # raise `ConvergenceError` instead of warning
-                backward:str='implicit', # 'implicit' or 'unrolled'
+                backward:str|object='implicit', # 'implicit', 'unrolled' or a gradient method object
                 adjoint_solver:str|Callable|None=None, # the implicit backward's solver (default: `solver`)
                ) -> Tensor: # (batch, features)
         "F⁻¹(y), blocks in reverse order, each solved to tolerance."

@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from ..iresnet import iResNet, iResNetBlock, contractive_cnn
+from ..iresnet import ActNorm, iResNet, iResNetBlock, contractive_cnn
 from ..constraint import Constraint
 from .core import caption, machine, progress, save_figure, save_results
 
 # %% auto #0
-__all__ = ['ALPHA', 'MODELS', 'digits_counts', 'dequantise', 'logit_transform', 'squeeze', 'unsqueeze', 'DensityModel',
+__all__ = ['ALPHA', 'MODELS', 'SEEDS', 'digits_counts', 'dequantise', 'logit_transform', 'squeeze', 'unsqueeze', 'DensityModel',
            'bits_per_dim', 'certificate_clock', 'fit_density', 'flow_rows', 'flow_table', 'benchmark', 'plot_samples']
 
 # %% ../../nbs/bench/07_flow.ipynb #c7a30030
@@ -52,6 +52,7 @@ def unsqueeze(z:Tensor) -> Tensor: # (batch, 4, 4, 4) -> (batch, 64)
 class DensityModel(nn.Module):
     "The logit pre-transform, a learned per-pixel affine map, then a flow ('gaussian', 'iresnet', 'conv-iresnet', 'realnvp', 'glow') to N(0, I)."
     def __init__(self, kind:str, blocks:int=8, hidden:int=64, c:float=0.97, seed:int=0,
+                 actnorm:bool=False, # iResNets: an `ActNorm` layer before each block (per pixel; per channel on squeezed images)
                  train_logdet:str='exact', # the iResNets' log-det in training: 'exact' or 'roulette' (unbiased); evaluation is exact
                  n_terms:int=4, p:float=0.2, # the roulette's exact head and stop probability
                 ):
@@ -61,10 +62,10 @@ class DensityModel(nn.Module):
         self.train_logdet, self.n_terms, self.p = train_logdet, n_terms, p
         if kind == 'gaussian': self.flow = None
         elif kind == 'iresnet':
-            self.flow = iResNet([iResNetBlock(64, hidden_features=hidden, c=c, activation='lipswish') for _ in range(blocks)])
+            self.flow = iResNet([m for _ in range(blocks) for m in [ActNorm(64)]*actnorm + [iResNetBlock(64, hidden_features=hidden, c=c, activation='lipswish')]])
         elif kind == 'conv-iresnet':   # on squeezed 4 × 4 × 4 images; each convolution proven at the size it sees
-            self.flow = iResNet([iResNetBlock((4, 4, 4), g=contractive_cnn(4, hidden, c=c, activation='lipswish', sizes='seen'), lipschitz=c)
-                                 for _ in range(blocks)])
+            self.flow = iResNet([m for _ in range(blocks) for m in [ActNorm((4, 4, 4))]*actnorm
+                                 + [iResNetBlock((4, 4, 4), g=contractive_cnn(4, hidden, c=c, activation='lipswish', sizes='seen'), lipschitz=c)]])
         elif kind in ('realnvp', 'glow'):
             import normflows as nf
             layers = []
@@ -134,13 +135,18 @@ def fit_density(model:DensityModel, train:Tensor, epochs:int, lr:float=1e-3, bat
             secs.append(time.perf_counter() - t0)
     return sum(secs)/max(len(secs), 1), cert[0]/max(sum(secs), 1e-12)
 
-MODELS = {'diagonal Gaussian': dict(kind='gaussian'), 'iResNet (this package)': dict(kind='iresnet', blocks=8, hidden=64),
-          'iResNet, roulette log-det': dict(kind='iresnet', blocks=8, hidden=64, train_logdet='roulette'),
-          'conv iResNet, roulette': dict(kind='conv-iresnet', blocks=8, hidden=112, train_logdet='roulette'),
+MODELS = {'diagonal Gaussian': dict(kind='gaussian'), 'iResNet (this package)': dict(kind='iresnet', blocks=8, hidden=62, c=0.99, actnorm=True),
+          'iResNet, no ActNorm': dict(kind='iresnet', blocks=8, hidden=64),
+          'iResNet, roulette log-det': dict(kind='iresnet', blocks=8, hidden=62, c=0.99, actnorm=True, train_logdet='roulette'),
+          'conv iResNet, roulette': dict(kind='conv-iresnet', blocks=8, hidden=112, actnorm=True, train_logdet='roulette'),
           'RealNVP (normflows)': dict(kind='realnvp', blocks=8, hidden=32), 'Glow-style (normflows)': dict(kind='glow', blocks=4, hidden=126)}
 
-def flow_rows(epochs:int=20, models:dict=MODELS, models_out:dict|None=None) -> list[dict]:
-    "Train every model (float64): test bits/dim, parameters, s/epoch, the share of it in certificates and, for iResNets, the reconstruction error."
+SEEDS = {'iResNet (this package)': (0, 1, 2), 'RealNVP (normflows)': (0, 1, 2), 'Glow-style (normflows)': (0, 1, 2)}  # the rest: seed 0
+
+def flow_rows(epochs:int=20, models:dict=MODELS, models_out:dict|None=None,
+              seeds:dict=SEEDS, # model name -> the initialisation seeds to train it with (default: (0,)); the row reports their mean
+             ) -> list[dict]:
+    "Train every model (float64): test bits/dim (mean and spread over seeds), parameters, s/epoch, the share in certificates and, for iResNets, the reconstruction error."
     models_out = {} if models_out is None else models_out   # receives the trained models, by name
     train, test = digits_counts()
     u_test = dequantise(test, torch.Generator().manual_seed(1))
@@ -148,29 +154,38 @@ def flow_rows(epochs:int=20, models:dict=MODELS, models_out:dict|None=None) -> l
     torch.set_default_dtype(torch.float64)
     try:
         for name, kw in progress(list(models.items()), 'density models'):
-            m = DensityModel(**kw)
-            sec, cert = fit_density(m, train, epochs)
-            m.eval()
-            with torch.no_grad(): bpd = bits_per_dim(m.log_prob(u_test))
+            bpds, secs, certs = [], [], []
+            for seed in seeds.get(name, (0,)):
+                m = DensityModel(**{**kw, 'seed': seed})
+                sec, cert = fit_density(m, train, epochs)
+                m.eval()
+                with torch.no_grad(): bpds.append(bits_per_dim(m.log_prob(u_test)))
+                secs.append(sec); certs.append(cert)
+                if len(bpds) == 1: first = m   # the first seed's model: reconstruction, samples
             rec = math.nan
             if kw['kind'] in ('iresnet', 'conv-iresnet'):
                 with torch.no_grad():
-                    y, _ = m.standardise(u_test)
+                    y, _ = first.standardise(u_test)
                     y = squeeze(y) if kw['kind'] == 'conv-iresnet' else y
-                    rec = float((m.flow.inverse(m.flow(y), atol=1e-12, rtol=0, throw=True) - y).abs().max())
-            rows.append(dict(model=name, params=sum(p.numel() for p in m.parameters()), epochs=epochs, sec_per_epoch=sec,
-                             certificate_share=cert, test_bpd=bpd, reconstruction=rec))
-            models_out[name] = m
+                    rec = float((first.flow.inverse(first.flow(y), atol=1e-12, rtol=0, throw=True) - y).abs().max())
+            sd = float(torch.tensor(bpds).std()) if len(bpds) > 1 else math.nan
+            rows.append(dict(model=name, params=sum(p.numel() for p in first.parameters()), epochs=epochs, sec_per_epoch=sum(secs)/len(secs),
+                             certificate_share=sum(certs)/len(certs), test_bpd=sum(bpds)/len(bpds), test_bpd_sd=sd, test_bpd_seeds=bpds,
+                             reconstruction=rec))
+            models_out[name] = first
     finally: torch.set_default_dtype(dt)
     return rows
 
 def flow_table(rows:list[dict]) -> str:
-    "The rows as a table."
-    lines = [f"{'model':26} {'params':>7} {'epochs':>6} {'s/epoch':>8} {'certificates':>12} {'test bits/dim':>13} {'max |F⁻¹(F(y)) − y|':>20}"]
+    "The rows as a table: test bits/dim as the mean over the seeds trained, ± their standard deviation, and the best seed."
+    lines = [f"{'model':26} {'params':>7} {'epochs':>6} {'s/epoch':>8} {'certificates':>12} {'test bits/dim (seeds)':>24} {'best':>7} {'max |F⁻¹(F(y)) − y|':>20}"]
     for r in rows:
         rec = '' if math.isnan(r['reconstruction']) else f"{r['reconstruction']:.1e}"
         share = f"{100*r['certificate_share']:.0f} %" if r['certificate_share'] > 0 else ''
-        lines.append(f"{r['model']:26} {r['params']:7d} {r['epochs']:6d} {r['sec_per_epoch']:8.2f} {share:>12} {r['test_bpd']:13.4f} {rec:>20}")
+        n = len(r['test_bpd_seeds'])
+        bpd = f"{r['test_bpd']:.4f}" + (f" ± {r['test_bpd_sd']:.4f} ({n})" if n > 1 else ' (1)')
+        lines.append(f"{r['model']:26} {r['params']:7d} {r['epochs']:6d} {r['sec_per_epoch']:8.2f} {share:>12} {bpd:>24} "
+                     f"{min(r['test_bpd_seeds']):7.4f} {rec:>20}")
     return '\n'.join(lines) + f"\n(uniform over the 17 levels: {math.log2(17):.4f} bits/dim)"
 
 def benchmark(quick:bool=False, # two epochs: a smoke run
@@ -178,7 +193,7 @@ def benchmark(quick:bool=False, # two epochs: a smoke run
              ) -> list[dict]:
     "Test bits/dim of the iResNet, normflows' RealNVP and Glow-style flows and a diagonal Gaussian on the digits; prints a table."
     models = {}
-    rows = flow_rows(epochs=2 if quick else 20, models_out=models)
+    rows = flow_rows(epochs=2 if quick else 20, models_out=models, seeds={} if quick else SEEDS)
     print(f'Digits density, dequantised, logit pre-transform, float64; {machine()}\n{flow_table(rows)}')
     save_results(out, 'flow', rows=rows)
     fig = plot_samples(models); save_figure(fig, Path(out)/'flow_samples.png')   # left open: a notebook shows it

@@ -26,7 +26,7 @@ class LinearContraction(nn.Module):
     def __init__(self, in_features:int, # size of each input sample
                  out_features:int, # size of each output sample
                  bias:bool=True, # learn an additive bias
-                 *, c:float=1.0, # the Lipschitz bound: σ_max(W_eff) ≤ c
+                 *, c:float=1.0, # the Lipschitz bound: σ_max(W_eff) ≤ c (the default 1: non-expansive; a contraction needs c < 1)
                  mode:str='clip', # 'clip' (weights inside the ball untouched), 'normalize' (σ_max(W_eff) = c) or 'orthogonal' (every σ near c)
                  slack:float=5e-5, # tightness of the certified bound used for the scale
                  device=None, dtype=None):
@@ -74,7 +74,7 @@ class LinearContraction(nn.Module):
 # %% ../nbs/api/04_contraction.ipynb #2d5a6d8a
 def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or an nn.Conv1d / nn.Conv2d
                 name:str='weight', # the parameter to constrain
-                *, c:float=1.0, # the bound σ_max(W_eff) ≤ c
+                *, c:float=1.0, # the bound σ_max(W_eff) ≤ c (the default 1: non-expansive; a contraction needs c < 1)
                 mode:str='clip', # 'clip', 'normalize' ('normalise' accepted), or 'orthogonal' (matrices: every singular value near c)
                 slack:float|None=None, # tightness of the certified bound (None: 5e-5 for matrices, 1e-3 for convolutions)
                 sizes='seen', # convolutions: 'seen' (the input sizes it is called with, each proven before use), 'all', or sizes to start with

@@ -135,9 +135,9 @@ def fit_density(model:DensityModel, train:Tensor, epochs:int, lr:float=1e-3, bat
             secs.append(time.perf_counter() - t0)
     return sum(secs)/max(len(secs), 1), cert[0]/max(sum(secs), 1e-12)
 
-MODELS = {'diagonal Gaussian': dict(kind='gaussian'), 'iResNet (this package)': dict(kind='iresnet', blocks=8, hidden=62, c=0.99, actnorm=True),
-          'iResNet, no ActNorm': dict(kind='iresnet', blocks=8, hidden=64),
-          'iResNet, roulette log-det': dict(kind='iresnet', blocks=8, hidden=62, c=0.99, actnorm=True, train_logdet='roulette'),
+MODELS = {'diagonal Gaussian': dict(kind='gaussian'), 'iResNet (this package)': dict(kind='iresnet', blocks=6, hidden=83, c=0.99, actnorm=True),
+          'iResNet, 8 × 64, no ActNorm': dict(kind='iresnet', blocks=8, hidden=64),
+          'iResNet, roulette log-det': dict(kind='iresnet', blocks=6, hidden=83, c=0.99, actnorm=True, train_logdet='roulette'),
           'conv iResNet, roulette': dict(kind='conv-iresnet', blocks=8, hidden=112, actnorm=True, train_logdet='roulette'),
           'RealNVP (normflows)': dict(kind='realnvp', blocks=8, hidden=32), 'Glow-style (normflows)': dict(kind='glow', blocks=4, hidden=126)}
 

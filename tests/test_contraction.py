@@ -199,3 +199,27 @@ def test_conv_stress_screened(name, monkeypatch):   # the cheap per-point bounds
     monkeypatch.setattr(conv_norm, '_SCREEN_MIN', 0)
     assert conv_stress(*CONV_LAYERS[name]) <= 1.0
     assert conv_stress(*CONV_LAYERS[name], steps=24, seed=1) <= 1.0
+
+
+def test_orthogonal_conv_compiled_and_exported():
+    "OrthogonalConv2d under torch.compile (fullgraph) and torch.export: the eager values, a backward, and the band at a size first seen compiled."
+    from linear_contraction import OrthogonalConv2d
+    torch.manual_seed(0)
+    m = OrthogonalConv2d(3, 3, 3)
+    x = torch.randn(2, 3, 5, 5)
+    ref = m(x)
+    cm = torch.compile(m, fullgraph=True)
+    torch.testing.assert_close(cm(x), ref, rtol=0, atol=1e-6)
+    cm(x).square().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+    x2 = torch.randn(2, 3, 4, 6)
+    y2 = cm(x2)   # a new size: proven by the compiled graph before use
+    assert (4, 6) in m.conv.parametrizations.weight[0].sizes
+    E = torch.eye(72).reshape(72, 3, 4, 6)
+    with torch.no_grad(): M = (m(E) - m.bias[:, None, None]).reshape(72, 72).double()
+    s = torch.linalg.svdvals(M)
+    assert s.max() <= m.c*(1 + 1e-5) and s.min() >= m.c*(1 - m.tail)/(1 + m.tail) - 1e-5   # float32 evaluation of the series
+    torch.testing.assert_close(y2, m(x2), rtol=0, atol=1e-6)
+    ref = m(x)   # with 4×6 in force too, the inner kernel is the one proven for both sizes
+    ep = torch.export.export(m, (x,))
+    torch.testing.assert_close(ep.module()(x), ref, rtol=0, atol=1e-6)

@@ -115,9 +115,9 @@ class ImplicitGradient:
                stats:FixedPointStats, # filled in by the backward pass
               ) -> Tensor: # (batch, ...) f(z*), whose backward solves the adjoint fixed point
         "One graph-building evaluation f(z*); in backward, w is replaced by the adjoint fixed point through VJPs of that graph."
-        adj = SolveSpec(spec.solver if self.solver is None else get_solver(self.solver),
-                        *(spec_v if own is None else own for own, spec_v in ((self.atol, spec.atol), (self.rtol, spec.rtol),
-                                                                              (self.maxiter, spec.maxiter))), spec.throw, spec.name)
+        own = lambda mine, forward: forward if mine is None else mine
+        adj = SolveSpec(own(self.solver and get_solver(self.solver), spec.solver), own(self.atol, spec.atol), own(self.rtol, spec.rtol),
+                        own(self.maxiter, spec.maxiter), spec.throw, spec.name)
         zz = z.detach().requires_grad_()
         fz = f(zz)
         if not _depends(fz, zz): return fz.detach()   # nothing f depends on needs a gradient: no backward

@@ -49,7 +49,6 @@ class OrthogonalConv2d(nn.Module):
         self.in_channels, self.out_channels, self.kernel_size, self.c, self.terms = in_channels, out_channels, kernel_size, float(c), terms
         self.channels = max(in_channels, out_channels)
         self.tail = taylor_tail(1.0, terms)  # ‖A‖₂ ≤ 2·½: the inner convolution is constrained to ½
-        if not math.isfinite(self.tail): raise ValueError(f'terms={terms} is too few for a proven bound; use terms >= 1.')
         self.scale = self.c/(1 + self.tail)
         kw = dict(device=device, dtype=dtype)
         self.conv = contraction(nn.Conv2d(self.channels, self.channels, kernel_size, padding=kernel_size//2, bias=False, **kw), c=0.5, slack=slack)

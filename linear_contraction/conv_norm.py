@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from .checks import check_finite, report_nonconvergence
 from .certify import U64, U32, gamma, certified_spectral_bound
 from .spectral import block_top
+from .native import certificate_ops
 from .conv import (ConvGeometry, conv_geometry, output_size, check_size, index_counts, padding_gain, conv_apply,
                                      conv_matrix)
 
@@ -261,6 +262,17 @@ def _grid_bound_all(Wp, omega, C, ks, S, slack, state, rdt, u, cdt) -> tuple[Sym
     return (SymbolMax(up, est, g*P, up <= est*(1 + slack), omega[pi], gi, uu[0], vv[0], cropped=False),
             GridState(C, bound, coef_err, x, best, state.kappa if state is not None else 0.1))
 
+def _grid_bound_native(ops, Wp:Tensor, omega:Tensor, slack:float, state:GridState|None, single:bool) -> tuple[SymbolMax, GridState]:
+    "`_grid_bound_all` in one native call (`linear_contraction::grid_certificate`): the same arithmetic and margins."
+    g, P = Wp.shape[0], omega.shape[0]
+    x = state.x if state is not None else None  # the C++ starts cold when the shape does not match
+    C, bound, x, u, v, info = ops.grid_certificate(Wp, omega, slack, x, single)
+    best, lam, coef_err = info.tolist()
+    gi, pi = divmod(int(best), P)
+    up, est = math.sqrt(float(bound.max()))*(1 + 4*U64), math.sqrt(lam)
+    return (SymbolMax(up, est, g*P, up <= est*(1 + slack), omega[pi], gi, u, v, cropped=False),
+            GridState(C, bound, coef_err, x, int(best), state.kappa if state is not None else 0.1))
+
 _SCREEN_MIN = 2**21  # grids with more than this many g·P·r³ try the cheap per-point bounds first
 
 def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤ 1
@@ -269,17 +281,19 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
                 state:GridState|None=None, # what the last call on this grid returned (in this kernel's units)
                ) -> tuple[SymbolMax, GridState]: # the certificate (units of Wp) and the state for the next call
     "A proven bound on max over the grid of σ_max(K(ω)): cheap bounds where they settle a point, a batched Cholesky elsewhere."
+    omega = _half_grid(list(grid)).to(Wp.device)
+    g, r, P = Wp.shape[0], min(Wp.shape[1:3]), omega.shape[0]
+    single = gamma(2*r + 8, U32)*r <= slack  # the factorisation's margin in float32 is below slack: all of it in single precision
+    screen = g*P*r**3 > _SCREEN_MIN  # below this, factorising every point costs less than the cheap bounds' few operations
+    ops = None if screen or Wp.device.type != 'cpu' else certificate_ops()
+    if ops is not None: return _grid_bound_native(ops, Wp, omega, slack, state, single)
     C, ks, S = _gram_coefficients(Wp)
     Q = tuple(Wp.shape[3:])
-    omega = _half_grid(list(grid)).to(Wp.device)
-    g, r, P = C.shape[0], C.shape[-1], omega.shape[0]
-    single = gamma(2*r + 8, U32)*r <= slack  # the factorisation's margin in float32 is below slack: all of it in single precision
     rdt, u = (torch.float32, U32) if single else (torch.float64, U64)
     cdt = torch.complex64 if single else torch.complex128
     coef_err = _coef_error(Wp, S)  # Σ_k‖C̃_k − C_k‖_F (the coefficients' dot products)
     warm = state is not None and state.C.shape == C.shape and state.C.device == C.device and state.bound.shape == (g*P,)
     kappa = state.kappa if state is not None else 0.1
-    screen = g*P*r**3 > _SCREEN_MIN  # below this, factorising every point costs less than the cheap bounds' few operations
     if not screen: return _grid_bound_all(Wp, omega, C, ks, S, slack, state, rdt, u, cdt)
     if screen:  # cheap proven bounds at every point: λ_max(H) ≤ ‖H‖_F, and (warm) Weyl from the last call's bound at the
         # same point, λ_max(H) ≤ λ_max(H') + ‖H − H'‖₂ ≤ bound' + ‖H − H'‖_F; cosine series in the coefficients (no matrix formed)

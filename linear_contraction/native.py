@@ -17,11 +17,12 @@ from .checks import check_floating, report_nonconvergence
 from .solvers import default_tolerances
 
 # %% auto #0
-__all__ = ['CSRC', 'NativeUnavailable', 'load_native', 'native_available', 'native_forward', 'native_inverse']
+__all__ = ['CSRC', 'NativeUnavailable', 'load_native', 'native_available', 'use_native_certificates', 'certificate_ops',
+           'native_forward', 'native_inverse']
 
 # %% ../nbs/api/06a_native.ipynb #17410857
 CSRC = os.path.join(os.path.dirname(os.path.abspath(linear_contraction.__file__)), 'csrc')   # the C++ sources, shipped in the package
-_SOURCES = ('residual.h', 'residual_ops.cpp')
+_SOURCES = ('residual.h', 'residual_ops.cpp', 'grid_certificate.h', 'certificate_ops.cpp')
 _STATE: dict = {}   # 'ops' once loaded, or 'error' with the message of a failed build
 
 class NativeUnavailable(RuntimeError):
@@ -52,7 +53,7 @@ def load_native(verbose:bool=False, # print the compiler's output
     if 'error' in _STATE: raise NativeUnavailable(_STATE['error'])
     try:
         from torch.utils import cpp_extension
-        cpp_extension.load(_build_name(), [os.path.join(CSRC, 'residual_ops.cpp')], extra_include_paths=[CSRC],
+        cpp_extension.load(_build_name(), [os.path.join(CSRC, f) for f in _SOURCES if f.endswith('.cpp')], extra_include_paths=[CSRC],
                            extra_cflags=['-O3'], is_python_module=False, verbose=verbose)
     except Exception as e:
         _STATE['error'] = f'The native residual layer is not available: {_why_not(e)}'
@@ -66,6 +67,21 @@ def native_available() -> bool:
     try: load_native()
     except NativeUnavailable: return False
     return True
+
+# %% ../nbs/api/06a_native.ipynb #b06f6d2d
+_CERT = dict(use=os.environ.get('LINEAR_CONTRACTION_NATIVE', '1') != '0')  # the certificates' native route: on unless switched off
+
+def use_native_certificates(flag:bool, # True: certificates take the native route where it applies (the default); False: Python only
+                           ) -> bool: # the previous setting
+    "Switch the native route of the convolution certificates on or off (`LINEAR_CONTRACTION_NATIVE=0` starts with it off)."
+    prev, _CERT['use'] = _CERT['use'], bool(flag)
+    return prev
+
+def certificate_ops():
+    "The `torch.ops.linear_contraction` namespace for the certificates' native route, or None where it is off or cannot be built."
+    if not _CERT['use']: return None
+    try: return load_native()
+    except NativeUnavailable: return None   # the Python route proves the same bound; `load_native()` says why
 
 # %% ../nbs/api/06a_native.ipynb #8b938959
 def _report(what:str, residual:Tensor, steps:Tensor, atol:float, rtol:float, maxiter:int, throw:bool) -> None:

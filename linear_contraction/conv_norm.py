@@ -291,24 +291,23 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     Q = tuple(Wp.shape[3:])
     rdt, u = (torch.float32, U32) if single else (torch.float64, U64)
     cdt = torch.complex64 if single else torch.complex128
+    if not screen: return _grid_bound_all(Wp, omega, C, ks, S, slack, state, rdt, u, cdt)
     coef_err = _coef_error(Wp, S)  # Σ_k‖C̃_k − C_k‖_F (the coefficients' dot products)
     warm = state is not None and state.C.shape == C.shape and state.C.device == C.device and state.bound.shape == (g*P,)
     kappa = state.kappa if state is not None else 0.1
-    if not screen: return _grid_bound_all(Wp, omega, C, ks, S, slack, state, rdt, u, cdt)
-    if screen:  # cheap proven bounds at every point: λ_max(H) ≤ ‖H‖_F, and (warm) Weyl from the last call's bound at the
-        # same point, λ_max(H) ≤ λ_max(H') + ‖H − H'‖₂ ≤ bound' + ‖H − H'‖_F; cosine series in the coefficients (no matrix formed)
-        D = torch.cat([C, C - state.C]) if warm else C
-        fro = _frobenius_symbol(D, Q, omega)
-        pre = fro[:g].flatten() + coef_err
-        if warm:  # the difference C − C' rounded once: Σ‖ΔC̃ − ΔC‖_F ≤ u·Σ‖ΔC̃‖_F
-            dC = float(torch.linalg.matrix_norm(D[g:]).sum(1).amax())*(1 + 1e-12)
-            pre = torch.minimum(pre, state.bound + fro[g:].flatten() + (state.err + coef_err + 2*U64*dC)*(1 + 1e-12))
-    else: pre = torch.full((g*P,), math.inf, dtype=torch.float64, device=Wp.device)
+    # cheap proven bounds at every point: λ_max(H) ≤ ‖H‖_F, and (warm) Weyl from the last call's bound at the same point,
+    # λ_max(H) ≤ λ_max(H') + ‖H − H'‖₂ ≤ bound' + ‖H − H'‖_F; cosine series in the coefficients (no matrix formed)
+    D = torch.cat([C, C - state.C]) if warm else C
+    fro = _frobenius_symbol(D, Q, omega)
+    pre = fro[:g].flatten() + coef_err
+    if warm:  # the difference C − C' rounded once: Σ‖ΔC̃ − ΔC‖_F ≤ u·Σ‖ΔC̃‖_F
+        dC = float(torch.linalg.matrix_norm(D[g:]).sum(1).amax())*(1 + 1e-12)
+        pre = torch.minimum(pre, state.bound + fro[g:].flatten() + (state.err + coef_err + 2*U64*dC)*(1 + 1e-12))
     def exact(i): # λ̂ = σ̂² at flat index i, from the Gram symbol in float64 (an eigenvalue solve without vectors)
         gi, pi = divmod(i, P)
         return float(-torch.linalg.eigvalsh(_neg_gram_symbol(C, ks, omega[pi:pi + 1])[gi, 0])[0])
-    best = state.best if warm else int(fro[:g].flatten().argmax()) if screen else None  # where the maximum most likely is
-    lam0 = exact(best) if best is not None else -math.inf  # ≤ the maximum: sets the common shift
+    best = state.best if warm else int(fro[:g].flatten().argmax())  # where the maximum most likely is
+    lam0 = exact(best)  # ≤ the maximum: sets the common shift
     tau = slack/4
     s = lam0*(1 + tau)**2
     x_all = state.x.to(cdt, copy=True) if warm else torch.ones(g*P, r, dtype=cdt, device=Wp.device)
@@ -331,16 +330,15 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
             if lj > lam0: best, lam0 = int(R[j]), lj; s = lam0*(1 + tau)**2
         def again(i): # the computed −H at flat indices i (group-major), afresh: M's diagonals are shifted in place
             return _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)]
-        if screen:  # a point clearly below the maximum gets its own bound (for later calls to carry), the others the common one
-            own = rho.clamp_min(0)*(1 + kappa) + 1e-300
-            sh = torch.where(own <= 0.9*s, own, s)
-        else: sh = torch.full_like(rho, s)
+        # a point clearly below the maximum gets its own bound (for later calls to carry), the others the common one
+        own = rho.clamp_min(0)*(1 + kappa) + 1e-300
+        sh = torch.where(own <= 0.9*s, own, s)
         bnd = _chol_bounds(M, sh)
-        if screen:  # where ρ̂(1 + κ) was below λ_max: the common shift; κ adapts to how often that happens
-            low = (~torch.isfinite(bnd) & (sh < s)).nonzero().flatten()
-            n_own = int((sh < s).sum())
-            kappa = min(kappa*1.5, 0.5) if len(low) > 0.25*n_own else max(kappa/1.2, 0.02) if len(low) < 0.05*n_own else kappa
-            if len(low): bnd[low] = _chol_bounds(again(R[low]), torch.full((len(low),), s, dtype=torch.float64, device=M.device))
+        # where ρ̂(1 + κ) was below λ_max: the common shift; κ adapts to how often that happens
+        low = (~torch.isfinite(bnd) & (sh < s)).nonzero().flatten()
+        n_own = int((sh < s).sum())
+        kappa = min(kappa*1.5, 0.5) if len(low) > 0.25*n_own else max(kappa/1.2, 0.02) if len(low) < 0.05*n_own else kappa
+        if len(low): bnd[low] = _chol_bounds(again(R[low]), torch.full((len(low),), s, dtype=torch.float64, device=M.device))
         _above_shift(bnd, ev, lambda i: again(R[i]), tau)
         bound[R] = bnd + _gram_error(Wp, omega[pts], C, S, u)
     up = math.sqrt(float(bound.max()))*(1 + 4*U64)

@@ -2,8 +2,8 @@
 // Gram coefficients of the kernel, the Gram symbol at every (group, frequency), warm power steps, the exact top pair at the
 // likeliest maximiser, and one Cholesky factorisation of s·I − H(ω) per point with its rounding margin. The same
 // arithmetic as the Python route of linear_contraction.conv_norm (`_grid_bound_all`), whose comments and notebook carry
-// the proofs; here without the ~150 small tensor operations that route costs per call. Header-only, plain loops on CPU
-// memory, ATen only for allocation and the one small Hermitian eigensolve.
+// the proofs; here without the ~150 small tensor operations that route costs per call. Header-only: plain loops on CPU
+// memory, ATen for the two matrix products (coefficients, symbol) and the small Hermitian eigensolves.
 #pragma once
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -127,7 +127,7 @@ inline GridProblem grid_problem(const at::Tensor& Wp, const at::Tensor& omega, d
       const double* Cp = &pb.C[(gi * nK + k) * r * r];
       const double* Cm = &pb.C[(gi * nK + (nK - 1 - k)) * r * r];
       double* Bc = pB + ((k - h) * g + gi) * r * r * 2;  // cosine row: real part C_k + C_{−k}
-      double* Bs = pB + ((k - h + h) * g + gi) * r * r * 2;  // sine row: imaginary part −(C_k − C_{−k})
+      double* Bs = pB + (k * g + gi) * r * r * 2;  // sine row (h further on): imaginary part −(C_k − C_{−k})
       for (int64_t i = 0; i < r * r; ++i) { Bc[2 * i] = Cp[i] + Cm[i]; Bs[2 * i + 1] = Cm[i] - Cp[i]; }
     }
   }

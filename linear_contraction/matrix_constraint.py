@@ -14,6 +14,7 @@ from .checks import check_finite
 from .certify import certified_spectral_bound, shift_certificate, U64, gamma
 from .spectral import block_top
 from .constraint import Constraint, cache_hit, certifiers, ScaleByBound
+from .native import certificate_ops
 
 # %% auto #0
 __all__ = ['MatrixCertifier', 'MatrixConstraint']
@@ -59,6 +60,7 @@ class MatrixCertifier:
         self.sigma = 0.0     # σ̂ of the weight last certified
         self.bound = 0.0     # a proven upper bound on σ_max of that weight
         self.routes = dict(cached=0, weyl=0, cholesky=0, retry=0, fallback=0, isometry=0)
+        self.work = None     # the native route's float64 buffers (CPU)
 
     def refresh(self, W:Tensor, # (m, n) the weight (any floating dtype and device)
                 check_data:bool=False, # also compare the values with the last weight (writes through `.data`)
@@ -68,6 +70,8 @@ class MatrixCertifier:
         key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
         if not force and cache_hit(self, W, key, check_data): return self.out
         W = W.detach()
+        ops = None if self.isometry or W.device.type != 'cpu' else certificate_ops()
+        if ops is not None and self._refresh_native(ops, W, key): return self.out
         W64 = W.to(torch.float64, copy=True)
         m, n = W64.shape
         A = W64 if m >= n else W64.mT  # work with the Gram matrix of the smaller side
@@ -136,6 +140,37 @@ class MatrixCertifier:
         u64, v64 = (other, v) if m >= n else (v, other)
         self._set(W, key, scale, active, sigma, u64, v64, bound, route)
         return self.out
+
+    def _refresh_native(self, ops, W:Tensor, key:tuple) -> bool:
+        "The common path of `refresh` in one native call (`linear_contraction::dense_certificate`); False where it did not settle."
+        m, n = W.shape
+        k = min(m, n)
+        wk = self.work
+        if wk is None or wk[0].shape != (m, n):  # float64 buffers kept across steps: two weight copies (one is the anchor), G, M, L
+            f = lambda *s: torch.empty(*s, dtype=torch.float64)
+            wk = self.work = (f(m, n), f(m, n), f(k, k), f(k, k), f(k, k))
+        a = self.anchor
+        anchored = a is not None and a[0].shape == (m, n) and a[0].device == W.device
+        buf = wk[1] if anchored and a[0] is wk[0] else wk[0]  # never overwrite the anchor
+        V0 = self.V64
+        if V0 is None or V0.shape[0] != k:
+            A = W.to(torch.float64) if m >= n else W.mT.to(torch.float64)
+            amax = float(A.abs().max())
+            if not math.isfinite(amax): check_finite(W, self.name)
+            V0 = self._start(A*2.0**-math.frexp(amax)[1] if amax > 0 else A)
+        tol, tol_value = (1e-10, 0.0) if W.dtype == torch.float64 else (1e-6, self.slack/8)
+        info, u, v, V = ops.dense_certificate(W, buf, a[0] if anchored else wk[2].new_empty(0), a[1] if anchored else math.inf,
+                                              *wk[2:], V0, self.c, self.slack, self.clip, tol, tol_value,
+                                              8 if W.dtype == torch.float64 else 1)
+        route, scale, active, sigma, bound = info.tolist()
+        if route == -2: check_finite(W, self.name)  # raises, naming the NaN/Inf entries
+        self.V64 = V
+        if route == -1: return False  # a third shift is needed: the Python route decides
+        if route == 0: self._set(W, key, 1.0, 0.0, 0.0, None, None, bound, 'weyl')
+        else:
+            if route < 3: self.anchor = (buf, bound)
+            self._set(W, key, scale, active, sigma, u, v, bound, ('cholesky', 'retry', 'weyl')[int(route) - 1])
+        return True
 
     @staticmethod
     def _start(As:Tensor, b:int=8) -> Tensor: # (n, b) a deterministic start block

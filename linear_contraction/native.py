@@ -22,7 +22,7 @@ __all__ = ['CSRC', 'NativeUnavailable', 'load_native', 'native_available', 'use_
 
 # %% ../nbs/api/06a_native.ipynb #17410857
 CSRC = os.path.join(os.path.dirname(os.path.abspath(linear_contraction.__file__)), 'csrc')   # the C++ sources, shipped in the package
-_SOURCES = ('residual.h', 'residual_ops.cpp', 'grid_certificate.h', 'certificate_ops.cpp')
+_SOURCES = ('residual.h', 'residual_ops.cpp', 'grid_certificate.h', 'dense_certificate.h', 'certificate_ops.cpp')
 _STATE: dict = {}   # 'ops' once loaded, or 'error' with the message of a failed build
 
 class NativeUnavailable(RuntimeError):
@@ -73,7 +73,7 @@ _CERT = dict(use=os.environ.get('LINEAR_CONTRACTION_NATIVE', '1') != '0')  # the
 
 def use_native_certificates(flag:bool, # True: certificates take the native route where it applies (the default); False: Python only
                            ) -> bool: # the previous setting
-    "Switch the native route of the convolution certificates on or off (`LINEAR_CONTRACTION_NATIVE=0` starts with it off)."
+    "Switch the native route of the certificates (convolutions on small grids, dense weights) on or off (`LINEAR_CONTRACTION_NATIVE=0` starts with it off)."
     prev, _CERT['use'] = _CERT['use'], bool(flag)
     return prev
 

@@ -70,7 +70,7 @@ class MatrixCertifier:
         key = (W.data_ptr(), W._version, W.dtype, W.device, W.shape)
         if not force and cache_hit(self, W, key, check_data): return self.out
         W = W.detach()
-        ops = None if self.isometry or W.device.type != 'cpu' else certificate_ops()
+        ops = None if self.isometry or W.device.type != 'cpu' or W.numel() == 0 else certificate_ops()
         if ops is not None and self._refresh_native(ops, W, key): return self.out
         W64 = W.to(torch.float64, copy=True)
         m, n = W64.shape

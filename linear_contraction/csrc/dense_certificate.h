@@ -27,14 +27,14 @@ inline double gam(double k) { return k * kU / (1 - k * kU); }
 // An orthonormal basis of B's columns by CholeskyQR2 (two passes of B·R⁻¹, R the Cholesky factor of BᵀB: matrix
 // products instead of Householder's column-by-column work), or Householder QR where a factorisation fails (B too
 // ill-conditioned). Only the estimate depends on it; the certificate proves its bound independently.
-inline at::Tensor orthonormal(const at::Tensor& B) {
-  at::Tensor Q = B;
+inline at::Tensor orthonormal(const at::Tensor& B) {  // in float64 whatever B's precision (a float32 Krylov basis is
+  at::Tensor Q = B.to(at::kDouble);                     // too ill-conditioned for CholeskyQR2 in float32)
   for (int pass = 0; pass < 2; ++pass) {
     auto [R, info] = at::linalg_cholesky_ex(at::mm(Q.t(), Q), /*upper=*/true);
-    if (info.item<int>() != 0) return std::get<0>(at::linalg_qr(B));
+    if (info.item<int>() != 0) return std::get<0>(at::linalg_qr(B.to(at::kDouble))).to(B.scalar_type());
     Q = at::linalg_solve_triangular(R, Q, /*upper=*/true, /*left=*/false);
   }
-  return Q;
+  return Q.to(B.scalar_type());
 }
 
 // The top eigenpair of a symmetric positive semidefinite operator by restarted block Krylov with Rayleigh–Ritz, as
@@ -59,7 +59,8 @@ std::tuple<double, at::Tensor, double> block_top(const Op& op, at::Tensor V, dou
     const int64_t q = lams.size(0);
     at::Tensor Yb = Y.narrow(1, q - b, b);
     V = at::mm(Q, Yb);
-    const double* pl = lams.data_ptr<double>();
+    const at::Tensor l64 = lams.to(at::kDouble);
+    const double* pl = l64.data_ptr<double>();
     lam = pl[q - 1];
     res = at::linalg_vector_norm(at::mv(GQ, Yb.select(1, b - 1)) - lam * V.select(1, b - 1)).item<double>();
     if (lam <= 0 || res <= tol * lam) break;
@@ -166,12 +167,18 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
   // the estimate: on small Gram matrices the exact top eigenvalue (LAPACK, no vectors) costs less than block Krylov and
   // never needs the wider shift; the vector then comes from the certificate's own factorisation (below)
   const bool small = !near && k <= kSmallGram;
+  const bool single = !near && W.scalar_type() == at::kFloat;  // the weight's own precision bounds what the estimate needs
   double lam;
   at::Tensor V;
   if (small) {
     at::Tensor ev = at::linalg_eigvalsh(G);
     lam = std::max(ev.data_ptr<double>()[k - 1], 0.0);
     V = V0;
+  } else if (single) {  // float32 weights: the estimate needs ~10⁻⁶, so its products run in float32 (half the traffic)
+    const at::Tensor G32 = G.to(at::kFloat);
+    auto op32 = [&](const at::Tensor& X) { return at::mm(G32, X); };
+    std::tie(lam, V, std::ignore) = dense::block_top(op32, V0.to(at::kFloat), tol, tol_value, restarts);
+    V = V.to(at::kDouble);
   } else std::tie(lam, V, std::ignore) = dense::block_top(op, V0, tol, tol_value, restarts);
   double sigma = std::sqrt(lam) * up, beta = sigma * (1 + slack), bound = weyl;
   double route = 3;

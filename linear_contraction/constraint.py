@@ -145,6 +145,12 @@ class Constraint(nn.Module):
 class ScaleByBound(torch.autograd.Function):
     "W ↦ W·scale, with the derivative of W·c/β(W), β ∝ σ̂(W), where the scale is active (of W ↦ W·scale elsewhere)."
     generate_vmap_rule = True  # torch.func transforms (jacrev, vmap) work through the layer
+
+    @classmethod
+    def apply(cls, *args):
+        "`Function.apply` without its per-call `inspect.signature` binding (forward has no defaults) outside torch.func transforms."
+        if torch._C._are_functorch_transforms_active(): return super().apply(*args)
+        return super(torch.autograd.Function, cls).apply(*args)  # what Function.apply itself runs after the binding
     @staticmethod
     def forward(W:Tensor, # the raw weight
                 coef:Tensor, # (3,) = (scale, active, σ̂)
@@ -159,11 +165,12 @@ class ScaleByBound(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         W, coef, *ds = ctx.saved_tensors
-        scale, active, sigma = coef[0], coef[1], coef[2]
         if not ctx.needs_input_grad[0]: return (None,)*(2 + len(ds))
-        k = active*(g*W).sum()/torch.where(active > 0, sigma, torch.ones_like(sigma))  # ⟨Ḡ, W⟩/σ̂ where active
-        D = ds[0] if len(ds) == 1 else torch.outer(ds[0], ds[1])
-        return (scale*(g - k*D), None) + (None,)*len(ds)
+        scale, active, sigma = coef.unbind()
+        k = (g*W).sum()*(active/torch.where(active > 0, sigma, 1.0))  # ⟨Ḡ, W⟩/σ̂ where active
+        # scale·(Ḡ − k·D), D = u vᵀ as one rank-one update (no n×n outer product formed)
+        gW = g - k*ds[0] if len(ds) == 1 else torch.addr(g, ds[0]*(-k), ds[1])
+        return (gW*scale, None) + (None,)*len(ds)
 
     @staticmethod
     def jvp(ctx, dW, *_):

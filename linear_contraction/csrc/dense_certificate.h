@@ -201,13 +201,17 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
     bound = std::isfinite(b2) ? std::sqrt(b2) * up * (1 + 4 * kU) : inf;
     if (!(bound <= beta)) return {at::tensor({-1.0, 1.0, 0.0, sigma, bound}, f64), at::empty({0}, f64), at::empty({0}, f64), V};
     if (small) {  // inverse iteration with s·I − G, s just above λ_max: (s − λ₁)/(s − λ₂) per step, from the warm vector
+      // one step past the tolerance: each step gains that factor (tiny for s this close to λ₁), so the vector the
+      // derivative uses is accurate well beyond the residual asked for, as block Krylov's Rayleigh–Ritz vector is
       at::Tensor x = V.select(1, V.size(1) - 1).clone();
+      bool done = false;
       for (int it = 0; it < 30; ++it) {
         dense::solve(M, L, x);
         x.div_(at::linalg_vector_norm(x).clamp_min(1e-300));
+        if (done) break;
         at::Tensor Gx = at::mv(G, x);
         const double rho = at::dot(x, Gx).item<double>();
-        if (at::linalg_vector_norm(Gx - rho * x).item<double>() <= tol * std::max(lam, 1e-300)) break;
+        done = at::linalg_vector_norm(Gx - rho * x).item<double>() <= tol * std::max(lam, 1e-300);
       }
       V = V.clone();
       V.select(1, V.size(1) - 1).copy_(x);

@@ -16,8 +16,9 @@ from ..constraint import Constraint
 from .core import caption, machine, progress, save_figure, save_results
 
 # %% auto #0
-__all__ = ['ALPHA', 'MODELS', 'SEEDS', 'digits_counts', 'dequantise', 'logit_transform', 'squeeze', 'unsqueeze', 'DensityModel',
-           'bits_per_dim', 'certificate_clock', 'fit_density', 'flow_rows', 'flow_table', 'benchmark', 'plot_samples']
+__all__ = ['ALPHA', 'MODELS', 'SEEDS', 'LRS', 'SAME_LR', 'digits_counts', 'dequantise', 'logit_transform', 'squeeze', 'unsqueeze',
+           'DensityModel', 'bits_per_dim', 'certificate_clock', 'fit_density', 'select_lr', 'flow_rows', 'flow_table',
+           'benchmark', 'plot_samples']
 
 # %% ../../nbs/bench/07_flow.ipynb #c7a30030
 ALPHA = 0.05  # the logit pre-transform's margin
@@ -143,8 +144,34 @@ MODELS = {'diagonal Gaussian': dict(kind='gaussian'), 'iResNet (this package)': 
 
 SEEDS = {'iResNet (this package)': (0, 1, 2), 'RealNVP (normflows)': (0, 1, 2), 'Glow-style (normflows)': (0, 1, 2)}  # the rest: seed 0
 
+LRS = (1e-3, 2e-3, 4e-3, 8e-3)  # the learning rates each model is tuned over, on a validation split of the training digits
+SAME_LR = {'iResNet, 8 × 64, no ActNorm': 'iResNet (this package)', 'conv iResNet, roulette': 'iResNet (this package)'}  # variants: their family's rate
+
+def select_lr(kw:dict, # a `DensityModel`'s settings
+              train:Tensor, # (n, 64) training counts: 20 % of them (seeded) validate
+              epochs:int, lrs=LRS, seed:int=0,
+             ) -> tuple[float, dict]: # the rate with the lowest validation bits/dim, and {rate: validation bits/dim}
+    "The Adam learning rate for one model: train on 80 % of the training digits at each rate, keep the best on the other 20 %."
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(2))
+    n_val = len(train)//5
+    val, fit = train[perm[:n_val]], train[perm[n_val:]]
+    u_val = dequantise(val, torch.Generator().manual_seed(3))
+    scores, dt = {}, torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # as `flow_rows` trains
+    try:
+        for lr in lrs:
+            m = DensityModel(**{**kw, 'seed': seed})
+            fit_density(m, fit, epochs, lr=lr)
+            m.eval()
+            with torch.no_grad(): scores[lr] = bits_per_dim(m.log_prob(u_val))
+    finally: torch.set_default_dtype(dt)
+    finite = {lr: b for lr, b in scores.items() if math.isfinite(b)}
+    if not finite: raise RuntimeError(f'Every learning rate of {list(lrs)} diverged for {kw}: try smaller rates.')
+    return min(finite, key=finite.get), scores
+
 def flow_rows(epochs:int=20, models:dict=MODELS, models_out:dict|None=None,
               seeds:dict=SEEDS, # model name -> the initialisation seeds to train it with (default: (0,)); the row reports their mean
+              lrs:dict|None=None, # model name -> Adam learning rate (default 1e-3), e.g. from `select_lr`
              ) -> list[dict]:
     "Train every model (float64): test bits/dim (mean and spread over seeds), parameters, s/epoch, the share in certificates and, for iResNets, the reconstruction error."
     models_out = {} if models_out is None else models_out   # receives the trained models, by name
@@ -157,7 +184,7 @@ def flow_rows(epochs:int=20, models:dict=MODELS, models_out:dict|None=None,
             bpds, secs, certs = [], [], []
             for seed in seeds.get(name, (0,)):
                 m = DensityModel(**{**kw, 'seed': seed})
-                sec, cert = fit_density(m, train, epochs)
+                sec, cert = fit_density(m, train, epochs, lr=(lrs or {}).get(name, 1e-3))
                 m.eval()
                 with torch.no_grad(): bpds.append(bits_per_dim(m.log_prob(u_test)))
                 secs.append(sec); certs.append(cert)
@@ -169,7 +196,8 @@ def flow_rows(epochs:int=20, models:dict=MODELS, models_out:dict|None=None,
                     y = squeeze(y) if kw['kind'] == 'conv-iresnet' else y
                     rec = float((first.flow.inverse(first.flow(y), atol=1e-12, rtol=0, throw=True) - y).abs().max())
             sd = float(torch.tensor(bpds).std()) if len(bpds) > 1 else math.nan
-            rows.append(dict(model=name, params=sum(p.numel() for p in first.parameters()), epochs=epochs, sec_per_epoch=sum(secs)/len(secs),
+            rows.append(dict(model=name, params=sum(p.numel() for p in first.parameters()), epochs=epochs, lr=(lrs or {}).get(name, 1e-3),
+                             sec_per_epoch=sum(secs)/len(secs),
                              certificate_share=sum(certs)/len(certs), test_bpd=sum(bpds)/len(bpds), test_bpd_sd=sd, test_bpd_seeds=bpds,
                              reconstruction=rec))
             models_out[name] = first
@@ -178,13 +206,13 @@ def flow_rows(epochs:int=20, models:dict=MODELS, models_out:dict|None=None,
 
 def flow_table(rows:list[dict]) -> str:
     "The rows as a table: test bits/dim as the mean over the seeds trained, ± their standard deviation, and the best seed."
-    lines = [f"{'model':26} {'params':>7} {'epochs':>6} {'s/epoch':>8} {'certificates':>12} {'test bits/dim (seeds)':>24} {'best':>7} {'max |F⁻¹(F(y)) − y|':>20}"]
+    lines = [f"{'model':26} {'params':>7} {'epochs':>6} {'lr':>6} {'s/epoch':>8} {'certificates':>12} {'test bits/dim (seeds)':>24} {'best':>7} {'max |F⁻¹(F(y)) − y|':>20}"]
     for r in rows:
         rec = '' if math.isnan(r['reconstruction']) else f"{r['reconstruction']:.1e}"
         share = f"{100*r['certificate_share']:.0f} %" if r['certificate_share'] > 0 else ''
         n = len(r['test_bpd_seeds'])
         bpd = f"{r['test_bpd']:.4f}" + (f" ± {r['test_bpd_sd']:.4f} ({n})" if n > 1 else ' (1)')
-        lines.append(f"{r['model']:26} {r['params']:7d} {r['epochs']:6d} {r['sec_per_epoch']:8.2f} {share:>12} {bpd:>24} "
+        lines.append(f"{r['model']:26} {r['params']:7d} {r['epochs']:6d} {r['lr']:6.0e} {r['sec_per_epoch']:8.2f} {share:>12} {bpd:>24} "
                      f"{min(r['test_bpd_seeds']):7.4f} {rec:>20}")
     return '\n'.join(lines) + f"\n(uniform over the 17 levels: {math.log2(17):.4f} bits/dim)"
 
@@ -192,10 +220,17 @@ def benchmark(quick:bool=False, # two epochs: a smoke run
               out:Path=Path('_bench'), # folder for flow.json
              ) -> list[dict]:
     "Test bits/dim of the iResNet, normflows' RealNVP and Glow-style flows and a diagonal Gaussian on the digits; prints a table."
-    models = {}
-    rows = flow_rows(epochs=2 if quick else 20, models_out=models, seeds={} if quick else SEEDS)
-    print(f'Digits density, dequantised, logit pre-transform, float64; {machine()}\n{flow_table(rows)}')
-    save_results(out, 'flow', rows=rows)
+    models, epochs, lrs, scores = {}, 2 if quick else 20, {}, {}
+    if not quick:  # each model's learning rate, chosen on a validation split (variants take their family's)
+        train, _ = digits_counts()
+        for name in progress([n for n in MODELS if n not in SAME_LR], 'learning rates'):
+            lrs[name], scores[name] = select_lr(MODELS[name], train, epochs)
+        lrs.update({name: lrs[family] for name, family in SAME_LR.items()})
+        print('validation bits/dim by Adam learning rate (80 / 20 % of the training digits, seed 0):')
+        for name, sc in scores.items(): print(f'  {name:26} ' + '  '.join(f'{lr:.0e}: {b:.4f}' for lr, b in sc.items()) + f'   -> {lrs[name]:.0e}')
+    rows = flow_rows(epochs=epochs, models_out=models, seeds={} if quick else SEEDS, lrs=lrs)
+    print(f'\nDigits density, dequantised, logit pre-transform, float64; {machine()}\n{flow_table(rows)}')
+    save_results(out, 'flow', rows=rows, lr_scores={k: {str(lr): b for lr, b in v.items()} for k, v in scores.items()})
     fig = plot_samples(models); save_figure(fig, Path(out)/'flow_samples.png')   # left open: a notebook shows it
     return rows
 

@@ -106,7 +106,8 @@ inline double shift_bound(const at::Tensor& G, at::Tensor& M, at::Tensor& L, dou
   sum_d *= 1 + (n + 2) * kU;  // the sum's own rounding, upward (the margin only needs an upper value)
   if (!factorise(M, L)) return std::numeric_limits<double>::infinity();
   const double gn = gam(n + 1);
-  const double margin = gn / (1 - gn) * sum_d + 2 * kU * max_d + gam(rows) * fro2 + double(n + 1) * (n + 1) * std::ldexp(1.0, -1000);
+  const double margin = gn / (1 - gn) * sum_d + 2 * kU * max_d + gam(rows) * fro2 + double(n + 1) * (n + 1) * std::ldexp(1.0, -1000)
+                        + double(rows) * n * std::ldexp(1.0, -1014);  // the unscaled Gram's underflow (see below)
   return (s + 2 * margin) * (1 + 8 * kU);
 }
 
@@ -153,11 +154,15 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
   if (amax == 0 || (clip && weyl <= c))  // zero, or well inside the ball: the weight is used as it is
     return {at::tensor({0.0, 1.0, 0.0, 0.0, amax == 0 ? 0.0 : weyl}, f64), at::empty({0}, f64), at::empty({0}, f64), V0};
   const int e = std::ilogb(amax) + 1;  // frexp's exponent: the scaled entries A·2^-e lie below 1
-  if (e < -400 || e > 400)  // scaling the Gram matrix afterwards would not be exact: the Python route scales A first
+  // G is formed from the unscaled A and then scaled by 4^-e. Where no product or scaled entry leaves float64's normal
+  // range this equals fl((A·2^-e)ᵀ(A·2^-e)) bit for bit; where some do (tiny entries), the two differ by at most
+  // rows·2^-1014 per entry for |e| ≤ 30, so by rows·n·2^-1014 in norm: a term of the margin. Outside that range the
+  // Python route (which scales A first) runs.
+  if (e < -30 || e > 30)
     return {at::tensor({-1.0, 1.0, 0.0, 0.0, inf}, f64), at::empty({0}, f64), at::empty({0}, f64), V0};
   const double down2 = std::ldexp(1.0, -2 * e), up = std::ldexp(1.0, e);
-  // A = W (m ≥ n) or Wᵀ: the Gram matrix of the smaller side. fl(AᵀA)·4^-e equals fl((A·2^-e)ᵀ(A·2^-e)) exactly (no
-  // overflow or underflow for these exponents), so every margin below is that of the scaled matrix, entries below 1.
+  // A = W (m ≥ n) or Wᵀ: the Gram matrix of the smaller side; every margin below is that of the scaled matrix, entries
+  // below 1.
   const at::Tensor A = m >= n ? W64 : W64.t();
   const bool near = anchored && weyl <= (1 + 1.5 * slack) * beta_a;  // Weyl may settle it: no Gram matrix unless needed
   bool have_G = false;

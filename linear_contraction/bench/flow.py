@@ -144,7 +144,7 @@ MODELS = {'diagonal Gaussian': dict(kind='gaussian'), 'iResNet (this package)': 
 
 SEEDS = {'iResNet (this package)': (0, 1, 2), 'RealNVP (normflows)': (0, 1, 2), 'Glow-style (normflows)': (0, 1, 2)}  # the rest: seed 0
 
-LRS = (1e-3, 2e-3, 4e-3, 8e-3)  # the learning rates each model is tuned over, on a validation split of the training digits
+LRS = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)  # the learning rates each model is tuned over, on a validation split of the training digits
 SAME_LR = {'iResNet, 8 × 64, no ActNorm': 'iResNet (this package)', 'conv iResNet, roulette': 'iResNet (this package)'}  # variants: their family's rate
 
 def select_lr(kw:dict, # a `DensityModel`'s settings

@@ -165,7 +165,7 @@ class MatrixCertifier:
         route, scale, active, sigma, bound = info.tolist()
         if route == -2: check_finite(W, self.name)  # raises, naming the NaN/Inf entries
         self.V64 = V
-        if route == -1: return False  # a third shift is needed: the Python route decides
+        if route == -1: return False  # not settled here (a third shift needed, or |W| outside the native range): the Python route decides
         if route == 0: self._set(W, key, 1.0, 0.0, 0.0, None, None, bound, 'weyl')
         else:
             if route < 3: self.anchor = (buf, bound)

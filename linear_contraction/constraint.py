@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools, math, weakref
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch._functorch.utils import unwrap_dead_wrappers
 from torch import nn, Tensor
 
 # %% auto #0
@@ -150,7 +151,7 @@ class ScaleByBound(torch.autograd.Function):
     def apply(cls, *args):
         "`Function.apply` without its per-call `inspect.signature` binding (forward has no defaults) outside torch.func transforms."
         if torch._C._are_functorch_transforms_active(): return super().apply(*args)
-        return super(torch.autograd.Function, cls).apply(*args)  # what Function.apply itself runs after the binding
+        return super(torch.autograd.Function, cls).apply(*unwrap_dead_wrappers(args))  # what Function.apply runs after the binding
     @staticmethod
     def forward(W:Tensor, # the raw weight
                 coef:Tensor, # (3,) = (scale, active, σ̂)

@@ -144,6 +144,14 @@ MODELS = {'diagonal Gaussian': dict(kind='gaussian'), 'iResNet (this package)': 
 
 SEEDS = {'iResNet (this package)': (0, 1, 2), 'RealNVP (normflows)': (0, 1, 2), 'Glow-style (normflows)': (0, 1, 2)}  # the rest: seed 0
 
+@contextmanager
+def _float64():
+    "float64 as the default dtype inside (the models' parameters and the data agree), the previous one restored after."
+    dt = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try: yield
+    finally: torch.set_default_dtype(dt)
+
 LRS = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)  # the learning rates each model is tuned over, on a validation split of the training digits
 SAME_LR = {'iResNet, 8 × 64, no ActNorm': 'iResNet (this package)', 'conv iResNet, roulette': 'iResNet (this package)'}  # variants: their family's rate
 
@@ -156,15 +164,13 @@ def select_lr(kw:dict, # a `DensityModel`'s settings
     n_val = len(train)//5
     val, fit = train[perm[:n_val]], train[perm[n_val:]]
     u_val = dequantise(val, torch.Generator().manual_seed(3))
-    scores, dt = {}, torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # as `flow_rows` trains
-    try:
+    scores = {}
+    with _float64():  # as `flow_rows` trains
         for lr in lrs:
             m = DensityModel(**{**kw, 'seed': seed})
             fit_density(m, fit, epochs, lr=lr)
             m.eval()
             with torch.no_grad(): scores[lr] = bits_per_dim(m.log_prob(u_val))
-    finally: torch.set_default_dtype(dt)
     finite = {lr: b for lr, b in scores.items() if math.isfinite(b)}
     if not finite: raise RuntimeError(f'Every learning rate of {list(lrs)} diverged for {kw}: try smaller rates.')
     return min(finite, key=finite.get), scores
@@ -177,9 +183,8 @@ def flow_rows(epochs:int=20, models:dict=MODELS, models_out:dict|None=None,
     models_out = {} if models_out is None else models_out   # receives the trained models, by name
     train, test = digits_counts()
     u_test = dequantise(test, torch.Generator().manual_seed(1))
-    rows, dt = [], torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    rows = []
+    with _float64():
         for name, kw in progress(list(models.items()), 'density models'):
             bpds, secs, certs = [], [], []
             for seed in seeds.get(name, (0,)):
@@ -201,7 +206,6 @@ def flow_rows(epochs:int=20, models:dict=MODELS, models_out:dict|None=None,
                              certificate_share=sum(certs)/len(certs), test_bpd=sum(bpds)/len(bpds), test_bpd_sd=sd, test_bpd_seeds=bpds,
                              reconstruction=rec))
             models_out[name] = first
-    finally: torch.set_default_dtype(dt)
     return rows
 
 def flow_table(rows:list[dict]) -> str:

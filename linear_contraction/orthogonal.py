@@ -6,13 +6,72 @@ Docs: https://linear-contraction.github.io/linear_contraction/api/orthogonal.htm
 
 # %% ../nbs/api/03f_orthogonal.ipynb #2a7287d4
 from __future__ import annotations
+import math
 import torch
 from torch import Tensor
 import torch.autograd.forward_ad as _fw_ad
+from torch.autograd.function import once_differentiable
 from .matrix_constraint import MatrixConstraint, MatrixCertifier
 
 # %% auto #0
-__all__ = ['OrthogonalConstraint']
+__all__ = ['bjorck_schedule', 'BjorckChain', 'OrthogonalConstraint']
+
+# %% ../nbs/api/03f_orthogonal.ipynb #af8984fa
+def bjorck_schedule(ell:float, # a guess of σ_min/σ_max after the first step, in (0, 1]
+                    steps:int, # how many steps to plan
+                   ) -> list: # [(c₁, c₂), ...]: step k is V ← V(c₁I + c₂(I − VᵀV))
+    "Björck's first step, then the rescaled cubic p(aσ), a = √(3/(1 + ℓ + ℓ²)), while ℓ < 1, then Björck's steps."
+    if not 0 < ell <= 1: raise ValueError(f'Expected 0 < ell <= 1 (a lower end of the singular values), but got ell={ell!r}.')
+    out = [(1.0, 0.5)]
+    for _ in range(steps - 1):
+        if ell >= 1 - 1e-9: out.append((1.0, 0.5)); continue
+        a = math.sqrt(3/(1 + ell + ell*ell))
+        out.append((1.5*a - 0.5*a**3, 0.5*a**3))
+        ell = min(1.5*a*ell - 0.5*(a*ell)**3, 1.0)
+    return out
+
+class BjorckChain(torch.autograd.Function):
+    "V₀ = A/s, V_{k+1} = V_k(c₁I + c₂(I − V_kᵀV_k)) until ‖I − VᵀV‖_F ≤ tol; exact reverse and forward derivatives of the steps taken."
+    @staticmethod
+    def forward(ctx, A:Tensor, # (m, n), m ≥ n
+                s:Tensor, # () the start's scale
+                M0:Tensor, # (n, n) AᵀA, detached: the first step's Gram matrix (its dependence on A is in the derivative)
+                schedule:list, # [(c₁, c₂), ...] from `bjorck_schedule`; its length is the most steps
+                tol:float, # stop when ‖I − VᵀV‖_F ≤ tol
+                info:dict|None=None, # receives 'steps'
+               ) -> Tensor: # (m, n) V_k
+        n = A.shape[1]
+        V, M = A/s, M0/(s*s)
+        Vs, Cs, c2s, k = [], [], [], 0
+        for k, (c1, c2) in enumerate(schedule, 1):
+            if k > 1: M = V.mT @ V
+            E = torch.eye(n, dtype=A.dtype, device=A.device).sub_(M)
+            if float(torch.linalg.matrix_norm(E)) <= tol: k -= 1; break
+            C = E.mul_(c2); C.diagonal().add_(c1)
+            Vs.append(V); Cs.append(C); c2s.append(c2)
+            V = V @ C
+        if info is not None: info['steps'] = k
+        ctx.save_for_backward(A, s); ctx.save_for_forward(A, s)
+        ctx.chain = (Vs, Cs, c2s)
+        return V
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, G):
+        A, s = ctx.saved_tensors
+        for V, C, c2 in zip(*map(reversed, ctx.chain)):
+            N = V.mT @ G
+            G = torch.addmm(G @ C, V, N + N.mT, alpha=-c2)
+        return G/s, -(G*A).sum()/(s*s), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dA, ds, *_):
+        A, s = ctx.saved_tensors
+        dV = dA/s if ds is None else dA/s - A*(ds/(s*s))
+        for V, C, c2 in zip(*ctx.chain):
+            S = V.mT @ dV
+            dV = torch.addmm(dV @ C, V, S + S.mT, alpha=-c2)
+        return dV
 
 # %% ../nbs/api/03f_orthogonal.ipynb #216f130c
 class OrthogonalConstraint(MatrixConstraint):
@@ -21,7 +80,7 @@ class OrthogonalConstraint(MatrixConstraint):
                  c:float=1.0, # the bound on σ_max of the effective weight (its singular values approach c)
                  slack:float=5e-5, # tightness of the certified scale: σ_max(W_eff) ≥ c/(1 + slack)
                  name:str='weight', # owner and parameter name for error messages
-                 iters:int=30, # most Björck steps (compiled graphs: exactly this many)
+                 iters:int=30, # most steps (compiled graphs: exactly this many Björck steps)
                  tol:float|None=None, # stop when ‖I − VᵀV‖_F ≤ tol (default: 30·u·√n of the weight's dtype)
                 ):
         if not isinstance(iters, int) or isinstance(iters, bool) or iters < 1:
@@ -31,6 +90,14 @@ class OrthogonalConstraint(MatrixConstraint):
         super().__init__(weight, c, 'normalize', slack, name)
         self.mode = 'orthogonal'
         self.register_buffer('_p', self._p0(weight))  # warm start of the scale's power step (a cache: any unit vector is valid)
+        n = min(weight.shape)
+        self.register_buffer('_smin', torch.zeros((), dtype=weight.dtype, device=weight.device))  # σ_min estimate of W: the schedule's guess
+        self.register_buffer('_q', torch.full((n,), n**-0.5, dtype=weight.dtype, device=weight.device))  # its inverse-iteration vector
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
+        for key in ('_smin', '_q'):  # a state dict saved before the rescaled steps: keep the guess (it moves the map only within tol)
+            state_dict.setdefault(prefix + key, getattr(self, key))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
     def _certifier(self): return MatrixCertifier(self.c, self.clip, self.slack, self.name, isometry=True)
 
@@ -42,28 +109,49 @@ class OrthogonalConstraint(MatrixConstraint):
 
     def orthogonalize(self, W:Tensor, # (m, n)
                      ) -> Tensor: # (m, n) B_k(W/s), differentiable
-        "Björck's iteration V ← V + V(I − VᵀV)/2 on the smaller Gram matrix, from W/s with s = max(‖Wp‖, ‖W‖_F/1.7)."
+        "Björck's first step, then rescaled ones (`bjorck_schedule`), on the smaller Gram matrix, from W/s, s = max(‖Wp‖, ‖WᵀW‖_F^½/1.7)."
         tall = W.shape[0] >= W.shape[1]
         A = W if tall else W.mT
-        p = self.__dict__.get('_buffers', {}).get('_p')
-        p = self._p0(W) if p is None or p.shape != (A.shape[1],) else p.to(A.dtype, copy=True)  # a copy: the buffer moves on
-        s = torch.maximum(torch.linalg.vector_norm(A @ p), torch.linalg.matrix_norm(A)/1.7)  # σ_max/s < √3: inside Björck's basin
-        V = A/torch.where(s > 0, s, torch.ones_like(s))  # a zero weight stays zero (and is certified as such)
-        I = torch.eye(A.shape[1], dtype=A.dtype, device=A.device)
-        tol = self.tol if self.tol is not None else 30*torch.finfo(A.dtype).eps*A.shape[1]**0.5
-        compiled = torch.compiler.is_compiling() or torch.jit.is_scripting()
-        k = 0
-        for k in range(1, self.iters + 1):
-            E = I - V.mT @ V
-            if not compiled and float(torch.linalg.matrix_norm(E.detach())) <= tol: k -= 1; break
-            V = V + 0.5*(V @ E)
-        if not compiled:
-            self.steps = k
-        if not compiled and self.warm:
-            with torch.no_grad():  # the next step's start: one power step on AᵀA from this one (state, not a function of W)
-                q = A.detach().mT @ (A.detach() @ p)
-                if '_p' in self._buffers and bool(torch.isfinite(q).all()) and float(q.norm()) > 0: self._p.copy_(q/q.norm())
+        n = A.shape[1]
+        buf = self.__dict__.get('_buffers', {})
+        p = buf.get('_p')
+        p = self._p0(W) if p is None or p.shape != (n,) else p.to(A.dtype, copy=True)  # a copy: the buffer moves on
+        guard = lambda M: torch.linalg.matrix_norm(M).clamp_min(1e-30).sqrt()/1.7  # ‖AᵀA‖_F ≥ σ_max²: σ_max/s ≤ 1.7 < √3
+        sp = torch.linalg.vector_norm(A @ p)
+        tol = self.tol if self.tol is not None else 30*torch.finfo(A.dtype).eps*n**0.5
+        if torch.compiler.is_compiling() or torch.jit.is_scripting():
+            s = torch.maximum(sp, guard(A.mT @ A))
+            V, I = A/torch.where(s > 0, s, torch.ones_like(s)), torch.eye(n, dtype=A.dtype, device=A.device)
+            for _ in range(self.iters): V = V + 0.5*(V @ (I - V.mT @ V))  # exactly `iters` Björck steps, no data-dependent stop
+            return V if tall else V.mT
+        Ad = A.detach()
+        M0 = Ad.mT @ Ad
+        s = sp if float(sp.detach()) >= float(guard(M0)) else guard(A.mT @ A)  # the guard's derivative only where it is the scale
+        s = torch.where(s > 0, s, torch.ones_like(s))  # a zero weight stays zero (and is certified as such)
+        smin = buf.get('_smin')
+        x = 0.8*float(smin)/float(s.detach()) if smin is not None else 0.0
+        x = min(max(x, 1e-3), 1.0)
+        info = {}
+        V = BjorckChain.apply(A, s, M0, bjorck_schedule(1.5*x - 0.5*x**3, self.iters), tol, info)
+        self.steps = info['steps']
+        if self.warm and '_p' in buf: self._move_state(M0, p)
         return V if tall else V.mT
+
+    @torch.no_grad()
+    def _move_state(self, M0:Tensor, # (n, n) AᵀA of this call
+                    p:Tensor, # (n,) this call's start
+                   ):
+        "The next call's starts: one power step on AᵀA for p; one inverse-iteration step (Cholesky of AᵀA) for σ_min and q."
+        q = M0 @ p
+        if self._q.shape != p.shape: return  # a weight of another shape: no state to move
+        if bool(torch.isfinite(q).all()) and float(q.norm()) > 0: self._p.copy_(q/q.norm())
+        L, fail = torch.linalg.cholesky_ex(M0)
+        if int(fail) != 0: self._smin.zero_(); return  # singular to working precision: the smallest guess next time
+        y = torch.cholesky_solve(self._q.to(M0.dtype)[:, None], L)[:, 0]
+        ny = float(y.norm())
+        if not (math.isfinite(ny) and ny > 0): self._smin.zero_(); return
+        self._smin.fill_(ny**-0.5)  # ‖(AᵀA)⁻¹q‖^(−1/2) ≥ σ_min of this call's A: the next call's guess (hence the 0.8)
+        self._q.copy_(y/ny)
 
     def refresh(self, W:Tensor, force:bool=False, check_data:bool=False) -> tuple:
         "Certify the orthogonalisation of `W` (values compared: it is a new tensor at every call)."

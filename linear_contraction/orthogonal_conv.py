@@ -48,11 +48,28 @@ class OrthogonalConv2d(nn.Module):
         check_c(c)
         self.in_channels, self.out_channels, self.kernel_size, self.c, self.terms = in_channels, out_channels, kernel_size, float(c), terms
         self.channels = max(in_channels, out_channels)
-        self.tail = taylor_tail(1.0, terms)  # ‖A‖₂ ≤ 2·½: the inner convolution is constrained to ½
-        self.scale = self.c/(1 + self.tail)
+        self._tails = {}  # dtype -> τ(a, K) with a the proven bound on the skew convolution in that dtype
         kw = dict(device=device, dtype=dtype)
         self.conv = contraction(nn.Conv2d(self.channels, self.channels, kernel_size, padding=kernel_size//2, bias=False, **kw), c=0.5, slack=slack)
         self.bias = nn.Parameter(torch.zeros(out_channels, **kw)) if bias else None
+
+    def skew_bound(self, inner:float=0.5, # a proven bound on the inner convolution C at the size in use (its constraint: ½)
+                   dtype:torch.dtype|None=None, # the kernel's dtype (None: the layer's)
+                  ) -> float: # a proven bound on ‖A‖₂, A the convolution with the skew kernel S = fl(L − L*)
+        "‖A‖₂ ≤ 2·inner + u·k²·√m (m channels): C − Cᵀ, and the rounding of the skew kernel's subtraction."
+        dtype = dtype or self.conv.parametrizations.weight.original.dtype
+        u = torch.finfo(dtype).eps/2
+        return (2*inner + u*self.kernel_size**2*math.sqrt(self.channels))*(1 + 4*u)  # (1 + 4u): S's (1 + u) and this sum's rounding
+
+    @property
+    def tail(self) -> float:
+        "τ(a, K) for the layer's dtype: the proven distance of T_K(A) from the orthogonal exp(A)."
+        dtype = self.conv.parametrizations.weight.original.dtype
+        if dtype not in self._tails: self._tails[dtype] = taylor_tail(self.skew_bound(0.5, dtype), self.terms)
+        return self._tails[dtype]
+
+    @property
+    def scale(self) -> float: return self.c/(1 + self.tail)
 
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, c={self.c}, terms={self.terms}, '
@@ -64,13 +81,12 @@ class OrthogonalConv2d(nn.Module):
             raise ValueError(f'Expected x of shape (batch, {self.in_channels}, H, W), but got {tuple(x.shape)}.')
         if self.channels > self.in_channels: x = F.pad(x, (0, 0, 0, 0, 0, self.channels - self.in_channels))  # zero channels
         p = self.kernel_size//2
-        with parametrize.cached():  # one proven kernel for the whole series
-            Ct = self.conv(x)       # the module call: its size hook proves the bound at this input size before the kernel is used
-            W = self.conv.weight    # that kernel (cached)
-            t, y = x, x
-            for k in range(1, self.terms + 1):   # t = Aᵏx/k!, A = C − Cᵀ
-                if k > 1: Ct = F.conv2d(t, W, padding=p)
-                t = (Ct - F.conv_transpose2d(t, W, padding=p))/k
-                y = y + t
+        self.conv.parametrizations.weight[0]._see(self.conv, (x,))  # the inner constraint's size hook: this size is proven before use
+        L = self.conv.weight                     # the proven kernel: ‖C‖₂ ≤ ½ at the sizes in force
+        S = L - L.transpose(0, 1).flip(2, 3)     # the kernel of A = C − Cᵀ, exactly skew: fl(x − y) = −fl(y − x)
+        t, y = x, x
+        for k in range(1, self.terms + 1):       # t = Aᵏx/k!: one convolution per term
+            t = F.conv2d(t, S, padding=p)/k
+            y = y + t
         y = y[:, :self.out_channels]*(self.scale*(1 - 2*torch.finfo(y.dtype).eps))  # the scale rounded down in y's precision
         return y if self.bias is None else y + self.bias[:, None, None]

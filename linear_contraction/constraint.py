@@ -130,8 +130,9 @@ class Constraint(nn.Module):
         if id(param) != self._pid: track(self.cert, param); self._pid = id(param)
         n_before = sum(self.cert.routes.values()) - self.cert.routes['cached']
         out = self._certify(W, check_data, force)
-        if sum(self.cert.routes.values()) - self.cert.routes['cached'] != n_before:
-            with torch.no_grad(): self._mirror(out)
+        if sum(self.cert.routes.values()) - self.cert.routes['cached'] != n_before: self.__dict__['_unmirrored'] = out
+        if self.__dict__.get('_unmirrored') is not None and not torch._C._are_functorch_transforms_active():
+            with torch.no_grad(): self._mirror(self.__dict__.pop('_unmirrored'))  # (inside torch.func transforms: at the next call outside)
         return out
 
     def right_inverse(self, value:Tensor, # the weight assigned: `module.weight = value`

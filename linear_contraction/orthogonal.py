@@ -132,9 +132,18 @@ class OrthogonalConstraint(MatrixConstraint):
         x = 0.8*float(smin)/float(s.detach()) if smin is not None else 0.0
         x = min(max(x, 1e-3), 1.0)
         info = {}
-        V = BjorckChain.apply(A, s, M0, bjorck_schedule(1.5*x - 0.5*x**3, self.iters), tol, info)
+        schedule = bjorck_schedule(1.5*x - 0.5*x**3, self.iters)
+        func = torch._C._are_functorch_transforms_active()
+        if func:  # torch.func (jacrev, vmap over inputs): the same steps as plain operations
+            V, I = A/s, torch.eye(n, dtype=A.dtype, device=A.device)
+            info['steps'] = 0
+            for c1, c2 in schedule:
+                E = I - V.mT @ V
+                if float(torch.linalg.matrix_norm(E.detach())) <= tol: break
+                V, info['steps'] = V @ (c1*I + c2*E), info['steps'] + 1
+        else: V = BjorckChain.apply(A, s, M0, schedule, tol, info)
         self.steps = info['steps']
-        if self.warm and '_p' in buf: self._move_state(M0, p)
+        if self.warm and '_p' in buf and not func: self._move_state(M0, p)  # (state: not moved inside torch.func transforms)
         return V if tall else V.mT
 
     @torch.no_grad()
@@ -172,7 +181,9 @@ class OrthogonalConstraint(MatrixConstraint):
             scale, active = coef[0], coef[1]  # inactive: the isometry route's constant scale c/(1 + slack)
             g = self.c_beta/torch.where(active > 0, torch.dot(u, torch.mv(V, v)), torch.ones_like(scale))
             return V*(scale + active*(g - g.detach()))  # value V·scale; derivative that of V·c/((1 + slack)σ(V)) where active
-        coef, u, v = self._refresh(W, V.detach(), False, True)
+        Vc = V.detach()
+        while torch._C._functorch.is_functorch_wrapped_tensor(Vc): Vc = torch._C._functorch.get_unwrapped(Vc)  # torch.func: its values
+        coef, u, v = self._refresh(W, Vc, False, True)
         if plain: self.__dict__['_eval'] = (key, V*coef[0]); return self.__dict__['_eval'][1]
         return self._scaled(V, coef, u, v)
 

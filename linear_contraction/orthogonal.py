@@ -150,10 +150,12 @@ class OrthogonalConstraint(MatrixConstraint):
     def _move_state(self, M0:Tensor, # (n, n) AᵀA of this call
                     p:Tensor, # (n,) this call's start
                    ):
-        "The next call's starts: one power step on AᵀA for p; one inverse-iteration step (Cholesky of AᵀA) for σ_min and q."
+        "The next calls' starts: one power step on AᵀA for p; every fourth call one inverse-iteration step (Cholesky of AᵀA) for σ_min and q."
         q = M0 @ p
         if self._q.shape != p.shape: return  # a weight of another shape: no state to move
         if bool(torch.isfinite(q).all()) and float(q.norm()) > 0: self._p.copy_(q/q.norm())
+        k = self.__dict__['_moves'] = self.__dict__.get('_moves', -1) + 1
+        if k % 4 and float(self._smin) > 0: return  # σ_min moves slowly: the factorisation every fourth call (its guess carries a 0.8 margin)
         L, fail = torch.linalg.cholesky_ex(M0)
         if int(fail) != 0: self._smin.zero_(); return  # singular to working precision: the smallest guess next time
         y = torch.cholesky_solve(self._q.to(M0.dtype)[:, None], L)[:, 0]

@@ -10,7 +10,6 @@ import math
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from torch.nn.utils import parametrize
 from .constraint import check_c
 from .contraction import contraction
 

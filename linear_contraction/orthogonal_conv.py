@@ -78,14 +78,16 @@ class OrthogonalConv2d(nn.Module):
                ) -> Tensor: # (batch, out_channels, H, W)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'Expected x of shape (batch, {self.in_channels}, H, W), but got {tuple(x.shape)}.')
-        if self.channels > self.in_channels: x = F.pad(x, (0, 0, 0, 0, 0, self.channels - self.in_channels))  # zero channels
-        p = self.kernel_size//2
+        p, ci, co, K = self.kernel_size//2, self.in_channels, self.out_channels, self.terms
         self.conv.parametrizations.weight[0]._see(self.conv, (x,))  # the inner constraint's size hook: this size is proven before use
         L = self.conv.weight                     # the proven kernel: ‖C‖₂ ≤ ½ at the sizes in force
         S = L - L.transpose(0, 1).flip(2, 3)     # the kernel of A = C − Cᵀ, exactly skew: fl(x − y) = −fl(y − x)
-        t, y = x, x
-        for k in range(1, self.terms + 1):       # t = Aᵏx/k!: one convolution per term
-            t = F.conv2d(t, S, padding=p)/k
-            y = y + t
-        y = y[:, :self.out_channels]*(self.scale*(1 - 2*torch.finfo(y.dtype).eps))  # the scale rounded down in y's precision
+        # t = Aᵏx/k!, one convolution per term; x's zero channels (c_in < m) are left out of the first, and the last computes
+        # only the c_out channels kept (c_out < m): the same sums without their zero terms
+        t = F.conv2d(x, S[:, :ci] if K > 1 else S[:co, :ci], padding=p)
+        y = (F.pad(x, (0, 0, 0, 0, 0, self.channels - ci)) if ci < self.channels else x)[:, :t.shape[1]] + t
+        for k in range(2, K + 1):
+            t = F.conv2d(t, S if k < K else S[:co], padding=p)/k
+            y = y[:, :t.shape[1]] + t
+        y = y[:, :co]*(self.scale*(1 - 2*torch.finfo(y.dtype).eps))  # the scale rounded down in y's precision
         return y if self.bias is None else y + self.bias[:, None, None]

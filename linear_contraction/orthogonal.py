@@ -14,7 +14,7 @@ from torch.autograd.function import once_differentiable
 from .matrix_constraint import MatrixConstraint, MatrixCertifier
 
 # %% auto #0
-__all__ = ['bjorck_schedule', 'BjorckChain', 'OrthogonalConstraint']
+__all__ = ['bjorck_schedule', 'plain_steps', 'BjorckChain', 'OrthogonalConstraint']
 
 # %% ../nbs/api/03f_orthogonal.ipynb #af8984fa
 def bjorck_schedule(ell:float, # a guess of σ_min/σ_max after the first step, in (0, 1]
@@ -29,6 +29,19 @@ def bjorck_schedule(ell:float, # a guess of σ_min/σ_max after the first step, 
         out.append((1.5*a - 0.5*a**3, 0.5*a**3))
         ell = min(1.5*a*ell - 0.5*(a*ell)**3, 1.0)
     return out
+
+def plain_steps(A:Tensor, # (m, n), m ≥ n
+                s:Tensor, # () the start's scale
+                schedule:list, # [(c₁, c₂), ...]
+                tol:float|None=None, # stop when ‖I − VᵀV‖_F ≤ tol (None: every step of the schedule)
+               ) -> tuple: # (V_k (m, n), k)
+    "The same steps as `BjorckChain`, as plain tensor operations: what compiled graphs and torch.func transforms trace."
+    V, I, k = A/s, torch.eye(A.shape[1], dtype=A.dtype, device=A.device), 0
+    for c1, c2 in schedule:
+        E = I - V.mT @ V
+        if tol is not None and float(torch.linalg.matrix_norm(E.detach())) <= tol: break
+        V, k = V @ (c1*I + c2*E), k + 1
+    return V, k
 
 class BjorckChain(torch.autograd.Function):
     "V₀ = A/s, V_{k+1} = V_k(c₁I + c₂(I − V_kᵀV_k)) until ‖I − VᵀV‖_F ≤ tol; exact reverse and forward derivatives of the steps taken."
@@ -121,8 +134,7 @@ class OrthogonalConstraint(MatrixConstraint):
         tol = self.tol if self.tol is not None else 30*torch.finfo(A.dtype).eps*n**0.5
         if torch.compiler.is_compiling() or torch.jit.is_scripting():
             s = torch.maximum(sp, guard(A.mT @ A))
-            V, I = A/torch.where(s > 0, s, torch.ones_like(s)), torch.eye(n, dtype=A.dtype, device=A.device)
-            for _ in range(self.iters): V = V + 0.5*(V @ (I - V.mT @ V))  # exactly `iters` Björck steps, no data-dependent stop
+            V, _ = plain_steps(A, torch.where(s > 0, s, torch.ones_like(s)), [(1.0, 0.5)]*self.iters)  # exactly `iters` Björck steps
             return V if tall else V.mT
         Ad = A.detach()
         M0 = Ad.mT @ Ad
@@ -134,13 +146,7 @@ class OrthogonalConstraint(MatrixConstraint):
         info = {}
         schedule = bjorck_schedule(1.5*x - 0.5*x**3, self.iters)
         func = torch._C._are_functorch_transforms_active()
-        if func:  # torch.func (jacrev, vmap over inputs): the same steps as plain operations
-            V, I = A/s, torch.eye(n, dtype=A.dtype, device=A.device)
-            info['steps'] = 0
-            for c1, c2 in schedule:
-                E = I - V.mT @ V
-                if float(torch.linalg.matrix_norm(E.detach())) <= tol: break
-                V, info['steps'] = V @ (c1*I + c2*E), info['steps'] + 1
+        if func: V, info['steps'] = plain_steps(A, s, schedule, tol)  # torch.func (jacrev, vmap over inputs): no vmap rule for the Function
         else: V = BjorckChain.apply(A, s, M0, schedule, tol, info)
         self.steps = info['steps']
         if self.warm and '_p' in buf and not func: self._move_state(M0, p)  # (state: not moved inside torch.func transforms)

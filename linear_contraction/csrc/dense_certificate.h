@@ -1,12 +1,13 @@
 // The dense layer's certificate in one call: the refresh of linear_contraction.matrix_constraint.MatrixCertifier on its
-// common path (Weyl from the last proven weight, the block Krylov estimate of σ_max, one Cholesky factorisation of
-// s·I − AᵀA with its rounding margin, the wider retry), with the same arithmetic and margins as the Python route, whose
-// notebook carries the proofs. It exists for the ~40 small tensor operations and the allocations that route pays per
-// training step: here the float64 copy, the scaled matrix, the Gram matrix and the factorisation live in buffers the
-// caller keeps, and the margins are plain loops. Where the common path does not settle (a third shift would be needed),
-// it says so and the Python route decides.
+// common path (Weyl from the last proven weight, an estimate of σ_max, one Cholesky factorisation of s·I − AᵀA with its
+// rounding margin, the wider retry), with the same margins as the Python route, whose notebook carries the proofs. It
+// exists for the ~40 small tensor operations and the allocations that route pays per training step: here the float64
+// copy, the scaled matrix, the Gram matrix and the factorisation live in buffers the caller keeps, the margins are plain
+// loops, and the estimate is Lanczos in plain loops and BLAS-2 calls (block Krylov where that does not converge). Where
+// the common path does not settle (a third shift would be needed), it says so and the Python route decides.
 #pragma once
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <c10/util/Exception.h>
 #include <algorithm>
 #include <cmath>
@@ -15,7 +16,8 @@
 #include <vector>
 
 extern "C" void dpotrf_(char* uplo, int* n, double* a, int* lda, int* info) __attribute__((weak));
-extern "C" void dpotrs_(char* uplo, int* n, int* nrhs, double* a, int* lda, double* b, int* ldb, int* info) __attribute__((weak));
+extern "C" void dgemv_(char* trans, int* m, int* n, double* alpha, const double* a, int* lda, const double* x, int* incx,
+                       double* beta, double* y, int* incy) __attribute__((weak));
 
 namespace linear_contraction {
 
@@ -70,6 +72,152 @@ std::tuple<double, at::Tensor, double> block_top(const Op& op, at::Tensor V, dou
   return {std::max(lam, 0.0), V, lam > 0 ? res / lam : 0.0};
 }
 
+// One pass over the weight's n entries: their float64 copy (exact), max |w_i|, whether all are finite, and — with an
+// anchor a — Σ (w_i − a_i)² in four partial sums (any order obeys the same γ bound): a copy, a norm and a difference in
+// one read of the weight.
+template <bool Anchored, typename T>
+void copy_scan(const T* w, double* out, const double* a, int64_t n, double& amax, bool& finite, double& d2) {
+  double mx[4] = {0, 0, 0, 0}, z[4] = {0, 0, 0, 0}, p[4] = {0, 0, 0, 0};
+  auto one = [&](int64_t i, int j) {
+    const double x = static_cast<double>(w[i]);
+    out[i] = x;
+    mx[j] = std::max(mx[j], std::abs(x));
+    z[j] += x * 0.0;  // NaN once an entry is ±inf or NaN (std::max above skips NaN)
+    if constexpr (Anchored) { const double y = x - a[i]; p[j] += y * y; }
+  };
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) for (int j = 0; j < 4; ++j) one(i + j, j);
+  for (; i < n; ++i) one(i, 0);
+  amax = std::max(std::max(mx[0], mx[1]), std::max(mx[2], mx[3]));
+  finite = std::isfinite(z[0] + z[1] + z[2] + z[3]);
+  d2 = p[0] + p[1] + p[2] + p[3];
+}
+
+// y ← α·op(X)·v + β·y for X with `cols` columns of length `len`, stored one column after another (column-major, as
+// Fortran's BLAS reads it): op(X) = X (trans false: y has len entries) or Xᵀ (true: cols entries). BLAS's dgemv where torch
+// exports it (a weak symbol), plain loops otherwise.
+inline void gemv(bool trans, int64_t len, int64_t cols, double alpha, const double* X, const double* v, double beta, double* y) {
+  if (dgemv_ != nullptr) {
+    char t = trans ? 'T' : 'N';
+    int m = int(len), n = int(cols), one = 1;
+    dgemv_(&t, &m, &n, &alpha, X, &m, v, &one, &beta, y, &one);
+    return;
+  }
+  if (trans) {
+    for (int64_t c = 0; c < cols; ++c) {
+      double acc = 0;
+      for (int64_t r = 0; r < len; ++r) acc += X[c * len + r] * v[r];
+      y[c] = alpha * acc + (beta == 0 ? 0.0 : beta * y[c]);
+    }
+  } else {
+    for (int64_t r = 0; r < len; ++r) y[r] = beta == 0 ? 0.0 : beta * y[r];
+    for (int64_t c = 0; c < cols; ++c) for (int64_t r = 0; r < len; ++r) y[r] += alpha * X[c * len + r] * v[c];
+  }
+}
+
+// The largest eigenvalue of the symmetric tridiagonal T (diagonal a[0..p), off-diagonal b[0..p−1)) at or below rank r
+// (r = 0: the largest, 1: the second) to relative accuracy rtol by bisection on Sturm counts: the number of negative
+// pivots of T − μI is the number of eigenvalues below μ.
+inline double tridiag_eig(const double* a, const double* b, int p, int r, double rtol) {
+  double lo = a[0], hi = a[0];
+  for (int i = 0; i < p; ++i) {
+    const double rad = (i > 0 ? std::abs(b[i - 1]) : 0.0) + (i + 1 < p ? std::abs(b[i]) : 0.0);
+    lo = std::min(lo, a[i] - rad); hi = std::max(hi, a[i] + rad);
+  }
+  auto below = [&](double mu) {  // eigenvalues of T below mu
+    int cnt = 0;
+    double d = 1;
+    for (int i = 0; i < p; ++i) {
+      d = a[i] - mu - (i > 0 ? b[i - 1] * b[i - 1] / d : 0.0);
+      if (d == 0) d = -1e-300;
+      cnt += d < 0;
+    }
+    return cnt;
+  };
+  for (int it = 0; it < 200 && hi - lo > rtol * std::max(std::abs(lo), std::abs(hi)); ++it) {
+    const double mid = 0.5 * (lo + hi);
+    if (mid <= lo || mid >= hi) break;
+    if (below(mid) >= p - r) hi = mid; else lo = mid;
+  }
+  return hi;
+}
+
+// The top eigenpair of the symmetric k×k G (row-major) by Lanczos with full reorthogonalisation from x0, in plain
+// loops: at the orders of a layer's Gram matrix a step costs a microsecond or so, where each library call costs more.
+// Stops as block_top does (relative residual ≤ tol, or Kato–Temple: res² ≤ tol_value·θ·gap with gap the distance to the
+// second Ritz value), or when the Krylov space is exhausted (then the pair is exact to rounding). The residual of the Ritz
+// pair is β_j·|s_j| (s the top eigenvector of the tridiagonal T). Returns false where it did not converge in max_steps.
+inline bool lanczos_top(const double* G, int64_t k, const double* x0, double tol, double tol_value, int max_steps,
+                        double& theta, double* x) {
+  const int pmax = int(std::min<int64_t>(max_steps, k));
+  std::vector<double> Q(size_t(pmax) * k), a(pmax), b(pmax), w(k), s(pmax), z(pmax), h(pmax);
+  double nrm = 0;
+  for (int64_t i = 0; i < k; ++i) nrm += x0[i] * x0[i];
+  nrm = std::sqrt(nrm);
+  if (!(nrm > 0)) return false;
+  for (int64_t i = 0; i < k; ++i) Q[i] = x0[i] / nrm;
+  bool conv = false;
+  int p = 0;
+  theta = 0;
+  for (int j = 0; j < pmax; ++j) {
+    const double* q = &Q[size_t(j) * k];
+    gemv(false, k, k, 1.0, G, q, 0.0, w.data());  // w = G q (G symmetric: its row-major storage read either way)
+    double al = 0;
+    for (int64_t i = 0; i < k; ++i) al += q[i] * w[i];
+    a[j] = al;
+    for (int pass = 0; pass < 2; ++pass) {  // full reorthogonalisation, classical Gram–Schmidt twice (it implies the recurrence)
+      gemv(true, k, j + 1, 1.0, Q.data(), w.data(), 0.0, h.data());   // h = Q_pᵀ w
+      gemv(false, k, j + 1, -1.0, Q.data(), h.data(), 1.0, w.data());  // w −= Q_p h
+    }
+    double be = 0;
+    for (int64_t i = 0; i < k; ++i) be += w[i] * w[i];
+    be = std::sqrt(be);
+    b[j] = be;
+    p = j + 1;
+    if (p < k && be > 1e-14 * std::abs(al) && j + 1 < pmax && (p < 6 || p % std::max(3, p / 8))) {  // the Ritz pair from the sixth step, every third (every p/8th later on)
+      double* qn = &Q[size_t(j + 1) * k];
+      for (int64_t i = 0; i < k; ++i) qn[i] = w[i] / be;
+      continue;
+    }
+    // the top Ritz value and vector of T_p: bisection, then inverse iteration with (θ(1 + 1e-12) + tiny)I − T, positive
+    // definite, solved by the stable tridiagonal LDLᵀ recurrence
+    theta = tridiag_eig(a.data(), b.data(), p, 0, 1e-13);
+    const double sh = theta + 1e-12 * std::abs(theta) + 1e-300;
+    for (int i = 0; i < p; ++i) s[i] = 1.0;
+    for (int it = 0; it < 3; ++it) {
+      double dprev = 0;
+      for (int i = 0; i < p; ++i) {  // forward: L D Lᵀ of sh·I − T, solving L y = s in place (z holds the pivots)
+        const double l = i > 0 ? -b[i - 1] / dprev : 0.0;
+        z[i] = sh - a[i] - (i > 0 ? l * (-b[i - 1]) : 0.0);
+        if (!(z[i] > 0)) z[i] = 1e-300;
+        if (i > 0) s[i] -= l * s[i - 1];
+        dprev = z[i];
+      }
+      for (int i = p - 1; i >= 0; --i) {  // back: D Lᵀ x = y
+        s[i] /= z[i];
+        if (i + 1 < p) s[i] -= (-b[i] / z[i]) * s[i + 1];
+      }
+      double ns = 0;
+      for (int i = 0; i < p; ++i) ns += s[i] * s[i];
+      ns = std::sqrt(ns);
+      for (int i = 0; i < p; ++i) s[i] /= ns;
+    }
+    const double res = be * std::abs(s[p - 1]);
+    const double gap = tol_value <= 0 ? 0.0 : p > 1 ? theta - tridiag_eig(a.data(), b.data(), p, 1, 1e-6) : theta;  // Kato–Temple's
+    conv = theta > 0 && (res <= tol * theta || res * res <= tol_value * theta * std::max(gap, 1e-300) || p == k ||
+                         be <= 1e-14 * theta);
+    if (conv || j + 1 == pmax) break;
+    double* qn = &Q[size_t(j + 1) * k];
+    for (int64_t i = 0; i < k; ++i) qn[i] = w[i] / be;
+  }
+  for (int64_t i = 0; i < k; ++i) x[i] = 0;  // x = Q_p s
+  for (int j = 0; j < p; ++j) {
+    const double* q = &Q[size_t(j) * k];
+    for (int64_t i = 0; i < k; ++i) x[i] += s[j] * q[i];
+  }
+  return conv;
+}
+
 // Try to prove λ_max(G) ≤ bound² by a Cholesky factorisation of s·I − G (G = fl(AᵀA), A with `rows` rows and ‖A‖_F² ≤
 // fro2): the margin of linear_contraction.certify.gram_shift_certificates. Returns +inf where the factorisation fails.
 // In-place Cholesky of the symmetric n×n row-major M (its lower triangle, read as column-major upper) by LAPACK's dpotrf
@@ -77,19 +225,10 @@ std::tuple<double, at::Tensor, double> block_top(const Op& op, at::Tensor V, dou
 inline bool factorise(at::Tensor& M, at::Tensor& L) {
   int n = int(M.size(0)), info = 0;
   char uplo = 'U';
-  if (dpotrf_ != nullptr && dpotrs_ != nullptr) { dpotrf_(&uplo, &n, M.data_ptr<double>(), &n, &info); return info == 0; }
+  if (dpotrf_ != nullptr) { dpotrf_(&uplo, &n, M.data_ptr<double>(), &n, &info); return info == 0; }
   at::Tensor code = at::empty({}, at::TensorOptions().dtype(at::kInt));
   at::linalg_cholesky_ex_out(L, code, M, false, false);
   return code.item<int>() == 0;
-}
-
-// x ← (s·I − G)⁻¹x with the factor that `factorise` left in M (dpotrs) or L (ATen).
-inline void solve(at::Tensor& M, const at::Tensor& L, at::Tensor& x) {
-  if (dpotrf_ != nullptr && dpotrs_ != nullptr) {
-    int n = int(M.size(0)), one = 1, info = 0;
-    char uplo = 'U';
-    dpotrs_(&uplo, &n, &one, M.data_ptr<double>(), &n, x.data_ptr<double>(), &n, &info);
-  } else x.copy_(at::cholesky_solve(x.unsqueeze(1), L).squeeze(1));
 }
 
 inline double shift_bound(const at::Tensor& G, at::Tensor& M, at::Tensor& L, double s, int64_t rows, double fro2) {
@@ -113,7 +252,7 @@ inline double shift_bound(const at::Tensor& G, at::Tensor& M, at::Tensor& L, dou
 
 }  // namespace dense
 
-constexpr int64_t kSmallGram = 80;  // Gram matrices up to this order take the exact eigenvalue instead of block Krylov
+constexpr int kLanczosSteps = 160;  // the most Lanczos steps before block Krylov takes over (Gram matrices up to this order: exact)
 
 // One refresh. W (m, n) the weight (any floating dtype, CPU); W64 (m, n) float64 buffer that receives W (it becomes the
 // next anchor where a factorisation proves the bound); anchor (m, n) float64, the last proven weight, with its bound
@@ -136,19 +275,21 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
               "linear_contraction dense_certificate: the buffers do not match the weight of shape ", W.sizes(), ".");
   auto f64 = at::TensorOptions().dtype(at::kDouble);
   const double inf = std::numeric_limits<double>::infinity();
-  W64.copy_(W);
-  const double amax = at::linalg_vector_norm(W64, std::numeric_limits<double>::infinity()).item<double>();
-  if (!std::isfinite(amax)) return {at::tensor({-2.0, 1.0, 0.0, 0.0, 0.0}, f64), at::empty({0}, f64), at::empty({0}, f64), V0};
-  double weyl = inf;
   const bool anchored = anchor.defined() && anchor.numel() == m * n && std::isfinite(beta_a);
+  const at::Tensor Wc = W.contiguous();
+  double amax = 0, d2 = 0;
+  bool finite = true;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, W.scalar_type(), "dense_certificate", [&] {
+    const scalar_t* w = Wc.data_ptr<scalar_t>();
+    double* out = W64.data_ptr<double>();
+    if (anchored) dense::copy_scan<true>(w, out, anchor.data_ptr<double>(), m * n, amax, finite, d2);
+    else dense::copy_scan<false>(w, out, nullptr, m * n, amax, finite, d2);
+  });
+  if (!finite || !std::isfinite(amax))
+    return {at::tensor({-2.0, 1.0, 0.0, 0.0, 0.0}, f64), at::empty({0}, f64), at::empty({0}, f64), V0};
+  double weyl = inf;
   if (anchored) {  // Weyl: σ_max(W) ≤ σ_max(W_a) + ‖W − W_a‖_F ≤ β_a + d
-    const double* w = W64.data_ptr<double>();
-    const double* a = anchor.data_ptr<double>();
-    double p[4] = {0, 0, 0, 0};  // four partial sums (any order obeys the same γ bound)
-    int64_t i = 0;
-    for (; i + 4 <= m * n; i += 4) for (int j = 0; j < 4; ++j) { const double x = w[i + j] - a[i + j]; p[j] += x * x; }
-    for (; i < m * n; ++i) { const double x = w[i] - a[i]; p[0] += x * x; }
-    const double d = std::sqrt(p[0] + p[1] + p[2] + p[3]) * (1 + (m * n + 4) * kU);
+    const double d = std::sqrt(d2) * (1 + (m * n + 4) * kU);
     weyl = (beta_a + d) * (1 + 4 * kU);
   }
   if (amax == 0 || (clip && weyl <= c))  // zero, or well inside the ball: the weight is used as it is
@@ -169,26 +310,40 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
   auto gram = [&]() { if (!have_G) { at::mm_out(G, A.t(), A); G.mul_(down2); have_G = true; } };
   if (!near) gram();
   auto op = [&](const at::Tensor& X) { return have_G ? at::mm(G, X) : at::mm(A.t(), at::mm(A, X)).mul_(down2); };
-  // the estimate: on small Gram matrices the exact top eigenvalue (LAPACK, no vectors) costs less than block Krylov and
-  // never needs the wider shift; the vector then comes from the certificate's own factorisation (below)
-  const bool small = !near && k <= kSmallGram;
-  const bool single = !near && W.scalar_type() == at::kFloat;  // the weight's own precision bounds what the estimate needs
-  double lam;
+  // the estimate: Lanczos on G (plain loops and BLAS-2, a microsecond or so per step at these orders), started from the
+  // warm top vector with a little of the rest of the warm block mixed in (a vector that crossed the top of a cluster
+  // since the last step is then in the start); block Krylov where Lanczos did not converge, and where G was not formed
+  double lam = 0;
   at::Tensor V;
-  if (small) {
-    at::Tensor ev = at::linalg_eigvalsh(G);
-    lam = std::max(ev.data_ptr<double>()[k - 1], 0.0);
-    V = V0;
-  } else if (single) {  // float32 weights: the estimate needs ~10⁻⁶, so its products run in float32 (half the traffic)
-    const at::Tensor G32 = G.to(at::kFloat);
-    auto op32 = [&](const at::Tensor& X) { return at::mm(G32, X); };
-    std::tie(lam, V, std::ignore) = dense::block_top(op32, V0.to(at::kFloat), tol, tol_value, restarts);
-    V = V.to(at::kDouble);
-  } else std::tie(lam, V, std::ignore) = dense::block_top(op, V0, tol, tol_value, restarts);
+  bool lanczos = false;
+  if (!near) {
+    const at::Tensor V0c = V0.contiguous();
+    const double* v0 = V0c.data_ptr<double>();
+    const int64_t b = V0c.size(1);
+    std::vector<double> x0(k);
+    for (int64_t i = 0; i < k; ++i) {
+      double acc = v0[i * b + b - 1];
+      for (int64_t j = 0; j + 1 < b; ++j) acc += 0.05 * v0[i * b + j];
+      x0[i] = acc;
+    }
+    at::Tensor x = at::empty({k}, f64);
+    lanczos = dense::lanczos_top(G.data_ptr<double>(), k, x0.data(), tol, tol_value, kLanczosSteps, lam, x.data_ptr<double>());
+    if (lanczos) {
+      lam = std::max(lam, 0.0);
+      V = V0.clone();
+      V.select(1, b - 1).copy_(x);
+    }
+  }
+  if (!lanczos) {
+    if (!near && W.scalar_type() == at::kFloat) {  // float32 weights: the estimate needs ~10⁻⁶, so its products run in float32
+      const at::Tensor G32 = G.to(at::kFloat);
+      auto op32 = [&](const at::Tensor& X) { return at::mm(G32, X); };
+      std::tie(lam, V, std::ignore) = dense::block_top(op32, V0.to(at::kFloat), tol, tol_value, restarts);
+      V = V.to(at::kDouble);
+    } else std::tie(lam, V, std::ignore) = dense::block_top(op, V0, tol, tol_value, restarts);
+  }
   double sigma = std::sqrt(lam) * up, beta = sigma * (1 + slack), bound = weyl;
   double route = 3;
-  if (small && weyl <= beta)  // Weyl settles it, but the derivative still needs the top vector
-    std::tie(std::ignore, V, std::ignore) = dense::block_top(op, V0, tol, tol_value, restarts);
   if (weyl > beta) {
     gram();
     // ‖A·2^-e‖_F² ≤ Σ_i G_ii/(1 − γ_rows) (each diagonal entry is one rounded dot product), its sum rounded upward
@@ -205,22 +360,6 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
     }
     bound = std::isfinite(b2) ? std::sqrt(b2) * up * (1 + 4 * kU) : inf;
     if (!(bound <= beta)) return {at::tensor({-1.0, 1.0, 0.0, sigma, bound}, f64), at::empty({0}, f64), at::empty({0}, f64), V};
-    if (small) {  // inverse iteration with s·I − G, s just above λ_max: (s − λ₁)/(s − λ₂) per step, from the warm vector
-      // one step past the tolerance: each step gains that factor (tiny for s this close to λ₁), so the vector the
-      // derivative uses is accurate well beyond the residual asked for, as block Krylov's Rayleigh–Ritz vector is
-      at::Tensor x = V.select(1, V.size(1) - 1).clone();
-      bool done = false;
-      for (int it = 0; it < 30; ++it) {
-        dense::solve(M, L, x);
-        x.div_(at::linalg_vector_norm(x).clamp_min(1e-300));
-        if (done) break;
-        at::Tensor Gx = at::mv(G, x);
-        const double rho = at::dot(x, Gx).item<double>();
-        done = at::linalg_vector_norm(Gx - rho * x).item<double>() <= tol * std::max(lam, 1e-300);
-      }
-      V = V.clone();
-      V.select(1, V.size(1) - 1).copy_(x);
-    }
   }
   double scale = c / beta, active = 1;
   if (clip && !(beta > c)) { scale = 1; active = 0; }

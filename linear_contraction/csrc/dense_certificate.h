@@ -8,6 +8,7 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <algorithm>
 #include <cmath>
@@ -16,6 +17,8 @@
 #include <vector>
 
 extern "C" void dpotrf_(char* uplo, int* n, double* a, int* lda, int* info) __attribute__((weak));
+extern "C" void sgemv_(char* trans, int* m, int* n, float* alpha, const float* a, int* lda, const float* x, int* incx,
+                       float* beta, float* y, int* incy) __attribute__((weak));
 extern "C" void dgemv_(char* trans, int* m, int* n, double* alpha, const double* a, int* lda, const double* x, int* incx,
                        double* beta, double* y, int* incy) __attribute__((weak));
 
@@ -115,6 +118,33 @@ inline void gemv(bool trans, int64_t len, int64_t cols, double alpha, const doub
   }
 }
 
+// w = G q for the symmetric k×k G, in float64 or through a float32 copy of G (half the memory traffic of these
+// memory-bound passes; for float32 weights, whose estimate needs ~10⁻⁶, far above float32's rounding of G).
+struct SymMatVec {
+  const double* G = nullptr;
+  const float* G32 = nullptr;
+  int64_t k = 0;
+  mutable std::vector<float> q32, w32;
+  void operator()(const double* q, double* w) const {
+    if (G32 == nullptr) { gemv(false, k, k, 1.0, G, q, 0.0, w); return; }
+    q32.resize(k); w32.resize(k);
+    for (int64_t i = 0; i < k; ++i) q32[i] = float(q[i]);
+    if (sgemv_ != nullptr) {
+      char t = 'N';
+      int m = int(k), one = 1;
+      float alpha = 1, beta = 0;
+      sgemv_(&t, &m, &m, &alpha, G32, &m, q32.data(), &one, &beta, w32.data(), &one);
+    } else {
+      for (int64_t r = 0; r < k; ++r) {
+        float acc = 0;
+        for (int64_t c = 0; c < k; ++c) acc += G32[r * k + c] * q32[c];
+        w32[r] = acc;
+      }
+    }
+    for (int64_t i = 0; i < k; ++i) w[i] = w32[i];
+  }
+};
+
 // The largest eigenvalue of the symmetric tridiagonal T (diagonal a[0..p), off-diagonal b[0..p−1)) at or below rank r
 // (r = 0: the largest, 1: the second) to relative accuracy rtol by bisection on Sturm counts: the number of negative
 // pivots of T − μI is the number of eigenvalues below μ.
@@ -142,12 +172,12 @@ inline double tridiag_eig(const double* a, const double* b, int p, int r, double
   return hi;
 }
 
-// The top eigenpair of the symmetric k×k G (row-major) by Lanczos with full reorthogonalisation from x0, in plain
+// The top eigenpair of the symmetric k×k G (applied by op) by Lanczos with full reorthogonalisation from x0, in plain
 // loops: at the orders of a layer's Gram matrix a step costs a microsecond or so, where each library call costs more.
 // Stops as block_top does (relative residual ≤ tol, or Kato–Temple: res² ≤ tol_value·θ·gap with gap the distance to the
 // second Ritz value), or when the Krylov space is exhausted (then the pair is exact to rounding). The residual of the Ritz
 // pair is β_j·|s_j| (s the top eigenvector of the tridiagonal T). Returns false where it did not converge in max_steps.
-inline bool lanczos_top(const double* G, int64_t k, const double* x0, double tol, double tol_value, int max_steps,
+inline bool lanczos_top(const SymMatVec& op, int64_t k, const double* x0, double tol, double tol_value, int max_steps,
                         double& theta, double* x) {
   const int pmax = int(std::min<int64_t>(max_steps, k));
   std::vector<double> Q(size_t(pmax) * k), a(pmax), b(pmax), w(k), s(pmax), z(pmax), h(pmax);
@@ -161,7 +191,7 @@ inline bool lanczos_top(const double* G, int64_t k, const double* x0, double tol
   theta = 0;
   for (int j = 0; j < pmax; ++j) {
     const double* q = &Q[size_t(j) * k];
-    gemv(false, k, k, 1.0, G, q, 0.0, w.data());  // w = G q (G symmetric: its row-major storage read either way)
+    op(q, w.data());  // w = G q
     double al = 0;
     for (int64_t i = 0; i < k; ++i) al += q[i] * w[i];
     a[j] = al;
@@ -282,8 +312,21 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, W.scalar_type(), "dense_certificate", [&] {
     const scalar_t* w = Wc.data_ptr<scalar_t>();
     double* out = W64.data_ptr<double>();
-    if (anchored) dense::copy_scan<true>(w, out, anchor.data_ptr<double>(), m * n, amax, finite, d2);
-    else dense::copy_scan<false>(w, out, nullptr, m * n, amax, finite, d2);
+    const double* a = anchored ? anchor.data_ptr<double>() : nullptr;
+    // in chunks over torch's threads (each chunk's partial results combined below; the sum's order does not matter)
+    const int64_t N = m * n, chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), N / 32768));
+    std::vector<double> mx(chunks, 0.0), dd(chunks, 0.0);
+    std::vector<char> fin(chunks, 1);
+    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t b = N * c / chunks, e = N * (c + 1) / chunks;
+        bool f = true;
+        if (anchored) dense::copy_scan<true>(w + b, out + b, a + b, e - b, mx[c], f, dd[c]);
+        else dense::copy_scan<false>(w + b, out + b, nullptr, e - b, mx[c], f, dd[c]);
+        fin[c] = f;
+      }
+    });
+    for (int64_t c = 0; c < chunks; ++c) { amax = std::max(amax, mx[c]); d2 += dd[c]; finite = finite && fin[c]; }
   });
   if (!finite || !std::isfinite(amax))
     return {at::tensor({-2.0, 1.0, 0.0, 0.0, 0.0}, f64), at::empty({0}, f64), at::empty({0}, f64), V0};
@@ -327,7 +370,12 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
       x0[i] = acc;
     }
     at::Tensor x = at::empty({k}, f64);
-    lanczos = dense::lanczos_top(G.data_ptr<double>(), k, x0.data(), tol, tol_value, kLanczosSteps, lam, x.data_ptr<double>());
+    dense::SymMatVec op_l;
+    op_l.G = G.data_ptr<double>();
+    op_l.k = k;
+    at::Tensor G32;
+    if (W.scalar_type() == at::kFloat) { G32 = G.to(at::kFloat); op_l.G32 = G32.data_ptr<float>(); }
+    lanczos = dense::lanczos_top(op_l, k, x0.data(), tol, tol_value, kLanczosSteps, lam, x.data_ptr<double>());
     if (lanczos) {
       lam = std::max(lam, 0.0);
       V = V0.clone();
@@ -364,8 +412,11 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
   double scale = c / beta, active = 1;
   if (clip && !(beta > c)) { scale = 1; active = 0; }
   at::Tensor v = V.select(1, V.size(1) - 1).contiguous();
-  at::Tensor Av = at::mv(m >= n ? W64 : W64.t(), v);
-  at::Tensor other = Av / at::linalg_vector_norm(Av).clamp_min(1e-300);  // the singular vector of the other side
+  // the singular vector of the other side, A v/‖A v‖: from the float32 weight where it is one (the vectors are returned
+  // in the weight's precision; half the bytes of the float64 copy)
+  at::Tensor Av = W.scalar_type() == at::kFloat ? at::mv(m >= n ? W : W.t(), v.to(at::kFloat)).to(at::kDouble)
+                                                : at::mv(m >= n ? W64 : W64.t(), v);
+  at::Tensor other = Av / at::linalg_vector_norm(Av).clamp_min(1e-300);
   at::Tensor out = at::tensor({route, scale, active, sigma, bound}, f64);
   return m >= n ? std::make_tuple(out, other, v, V) : std::make_tuple(out, v, other, V);
 }

@@ -33,6 +33,10 @@ class LinearContraction(nn.Module):
         super().__init__()
         c = check_c(c)
         lin = nn.Linear(in_features, out_features, bias, device=device, dtype=dtype)  # the same init as nn.Linear
+        if mode == 'orthogonal':  # the raw weight starts at its polar factor UVᵀ: the same effective weight, every σ = 1
+            with torch.no_grad():
+                U, _, Vh = torch.linalg.svd(lin.weight.double(), full_matrices=False)
+                lin.weight.copy_(U @ Vh)
         self.in_features, self.out_features, self.c = in_features, out_features, c
         self.weight = lin.weight
         self.bias = lin.bias

@@ -10,7 +10,7 @@ import math
 import torch
 from torch import Tensor
 import torch.autograd.forward_ad as _fw_ad
-from .checks import check_finite
+from .checks import check_finite, report_nonconvergence
 from .certify import certified_spectral_bound, shift_certificate, U64, gamma
 from .spectral import block_top
 from .constraint import Constraint, cache_hit, certifiers, ScaleByBound
@@ -44,6 +44,25 @@ def _inverse_top(G:Tensor, # (n, n) float64 symmetric positive semidefinite (a s
         gap = lam - float(lams[-2])
         if lam <= 0 or res <= tol*lam or res*res <= tol_value*lam*max(gap, 1e-300): break
     return max(lam, 0.0), V[:, -1], V
+
+def _refine_top(G:Tensor, # (n, n) float64 symmetric positive semidefinite (the scaled Gram matrix)
+                s:float, # a shift ≥ λ_max(G) (the certified bound's square, scaled like G)
+                v:Tensor, # (n,) the estimate's top vector
+                tol:float, # the relative residual asked for
+                steps:int=50,
+               ) -> tuple[float, Tensor, float]|None: # (λ, v, relative residual), or None where sI − G does not factorise
+    "The top pair by inverse iteration with sI − G, s just above λ_max: (s − λ₁)/(s − λ₂) per step, where block Krylov stopped short."
+    L, info = torch.linalg.cholesky_ex(s*torch.eye(G.shape[0], dtype=G.dtype, device=G.device) - G)
+    if int(info) != 0: return None
+    x, lam, res = v[:, None], 0.0, math.inf
+    for _ in range(steps):
+        x = torch.cholesky_solve(x, L)
+        x = x/torch.linalg.vector_norm(x)
+        Gx = G @ x
+        lam = float(x[:, 0] @ Gx[:, 0])
+        res = float(torch.linalg.vector_norm(Gx - lam*x))/max(lam, 1e-300)
+        if res <= tol: break
+    return lam, x[:, 0], res
 
 class MatrixCertifier:
     "The eager state of one constraint: warm singular vectors, the last certified weight, and how each refresh went."
@@ -103,7 +122,7 @@ class MatrixCertifier:
         V0 = self.V64 if self.V64 is not None and self.V64.shape[0] == A.shape[1] else self._start(As)
         # float64: vectors exact to ~1e-10 (the derivative is then exact); float32: σ̂ as accurate as the proof needs
         tol, tol_value = (1e-10, 0.0) if W.dtype == torch.float64 else (1e-6, self.slack/8)
-        lam, v, self.V64, _ = block_top(op, V0, tol, tol_value, restarts=8 if W.dtype == torch.float64 else 1)
+        lam, v, self.V64, res = block_top(op, V0, tol, tol_value, restarts=8 if W.dtype == torch.float64 else 1)
         sigma = math.sqrt(lam)*2.0**e
         beta = sigma*(1 + self.slack)  # the forward's map is W·c/β (normalise; clip when β > c): smooth in W
         if weyl <= beta: bound, route = weyl, 'weyl'
@@ -133,6 +152,16 @@ class MatrixCertifier:
                 bound, route = r.upper, 'fallback'
                 beta = max(sigma*(1 + self.slack), bound)
             self.anchor = (W64, bound)
+        if W.dtype == torch.float64 and res > tol:  # the top pair not resolved (a tight cluster): refined for the derivative
+            if G is None: G = As.mT @ As
+            top = _refine_top(G, (beta*2.0**-e)**2*(1 + 1e-12), v, tol)  # β ≥ the proven bound: the shift lies above λ_max
+            if top is None or top[2] > tol:
+                report_nonconvergence(f'{self.name} certificate (top singular pair)', f'relative residual '
+                                      f'{res if top is None else top[2]:.3g} > {tol:g} in a cluster of singular values',
+                                      'The bound is proven; only the derivative uses this pair.')
+            if top is not None and top[2] < res:
+                lam_r, v = top[0], top[1]
+                if lam_r > lam > 0: beta, sigma, lam = beta*math.sqrt(lam_r/lam), math.sqrt(lam_r)*2.0**e, lam_r  # still ≥ the bound
         if self.clip: scale, active = (self.c/beta, 1.0) if beta > self.c else (1.0, 0.0)
         else: scale, active = self.c/beta, 1.0
         Av = A @ v

@@ -21,15 +21,16 @@ __all__ = ['MatrixCertifier', 'MatrixConstraint']
 
 # %% ../nbs/api/03d_matrix_constraint.ipynb #97260238
 def _inverse_top(G:Tensor, # (n, n) float64 symmetric positive semidefinite (a scaled Gram matrix)
-                 lam:float, # an estimate of λ_max(G) that proved too low
+                 lam:float, # an estimate of λ_max(G) (one that proved too low, where no shift is given)
                  V:Tensor, # (n, b) a start block (the warm vectors and fixed ones)
                  tol:float, tol_value:float, # stop as `block_top` does: residual, or the Ritz value's accuracy
                  steps:int=20,
-                ) -> tuple[float, Tensor, Tensor]|None: # (λ, v, V) with V[:, -1] = v, or None if no shift was found
+                 s:float|None=None, # a shift known to lie above λ_max (a proven bound, squared): used as it is
+                ) -> tuple[float, Tensor, Tensor, float]|None: # (λ, v, V, relative residual) with V[:, -1] = v, or None if no shift factorised
     "The top eigenpair of G by subspace iteration with (sI − G)⁻¹, s just above λ_max (its Cholesky factor applies it)."
     I = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
-    s = lam*(1 + 4e-3)
-    for _ in range(4):  # a shift above λ_max: the factorisation of sI − G succeeds
+    s, tries = (lam*(1 + 4e-3), 4) if s is None else (s, 1)
+    for _ in range(tries):  # a shift above λ_max: the factorisation of sI − G succeeds
         L, info = torch.linalg.cholesky_ex(s*I - G)
         if int(info) == 0: break
         s *= 1.05
@@ -43,26 +44,7 @@ def _inverse_top(G:Tensor, # (n, n) float64 symmetric positive semidefinite (a s
         res = float(torch.linalg.vector_norm(GV @ Y[:, -1] - lam*V[:, -1]))
         gap = lam - float(lams[-2])
         if lam <= 0 or res <= tol*lam or res*res <= tol_value*lam*max(gap, 1e-300): break
-    return max(lam, 0.0), V[:, -1], V
-
-def _refine_top(G:Tensor, # (n, n) float64 symmetric positive semidefinite (the scaled Gram matrix)
-                s:float, # a shift ≥ λ_max(G) (the certified bound's square, scaled like G)
-                v:Tensor, # (n,) the estimate's top vector
-                tol:float, # the relative residual asked for
-                steps:int=50,
-               ) -> tuple[float, Tensor, float]|None: # (λ, v, relative residual), or None where sI − G does not factorise
-    "The top pair by inverse iteration with sI − G, s just above λ_max: (s − λ₁)/(s − λ₂) per step, where block Krylov stopped short."
-    L, info = torch.linalg.cholesky_ex(s*torch.eye(G.shape[0], dtype=G.dtype, device=G.device) - G)
-    if int(info) != 0: return None
-    x, lam, res = v[:, None], 0.0, math.inf
-    for _ in range(steps):
-        x = torch.cholesky_solve(x, L)
-        x = x/torch.linalg.vector_norm(x)
-        Gx = G @ x
-        lam = float(x[:, 0] @ Gx[:, 0])
-        res = float(torch.linalg.vector_norm(Gx - lam*x))/max(lam, 1e-300)
-        if res <= tol: break
-    return lam, x[:, 0], res
+    return max(lam, 0.0), V[:, -1], V, (res/lam if lam > 0 else 0.0)
 
 class MatrixCertifier:
     "The eager state of one constraint: warm singular vectors, the last certified weight, and how each refresh went."
@@ -138,8 +120,8 @@ class MatrixCertifier:
                 V0 = torch.cat([self.V64, self._start(As, 8)], 1)  # the warm block and fixed vectors
                 top = _inverse_top(G, lam, V0, tol, tol_value)
                 if top is None:  # no shift above λ_max was found cheaply: block Krylov on the same block
-                    top = block_top(lambda X: G @ X, V0, tol, tol_value, restarts=40)[:3]
-                lam, v, V = top
+                    top = block_top(lambda X: G @ X, V0, tol, tol_value, restarts=40)
+                lam, v, V, res = top
                 self.V64 = V[:, -8:]
                 sigma = math.sqrt(lam)*2.0**e
                 beta = sigma*(1 + self.slack)
@@ -147,20 +129,21 @@ class MatrixCertifier:
             bound = math.sqrt(b2)*2.0**e*(1 + 4*U64) if ok else math.inf
             if bound > beta:  # still not: the general certificate decides (never seen in the tests)
                 r = certified_spectral_bound(A, slack=self.slack/10)
-                lam, v, self.V64, _ = block_top(lambda X: G @ X, torch.cat([r.v[:, None], self.V64[:, 1:]], 1), tol, tol_value)
+                lam, v, self.V64, res = block_top(lambda X: G @ X, torch.cat([r.v[:, None], self.V64[:, 1:]], 1), tol, tol_value)
                 sigma = math.sqrt(lam)*2.0**e
                 bound, route = r.upper, 'fallback'
                 beta = max(sigma*(1 + self.slack), bound)
             self.anchor = (W64, bound)
         if W.dtype == torch.float64 and res > tol:  # the top pair not resolved (a tight cluster): refined for the derivative
             if G is None: G = As.mT @ As
-            top = _refine_top(G, (beta*2.0**-e)**2*(1 + 1e-12), v, tol)  # β ≥ the proven bound: the shift lies above λ_max
-            if top is None or top[2] > tol:
+            # β ≥ the proven bound, so s = (β·2^-e)² lies above λ_max: the warm block iterated with (sI − G)⁻¹
+            top = _inverse_top(G, lam, self.V64, tol, 0.0, steps=50, s=(beta*2.0**-e)**2*(1 + 1e-12))
+            if top is None or top[3] > tol:
                 report_nonconvergence(f'{self.name} certificate (top singular pair)', f'relative residual '
-                                      f'{res if top is None else top[2]:.3g} > {tol:g} in a cluster of singular values',
+                                      f'{res if top is None else top[3]:.3g} > {tol:g} in a cluster of singular values',
                                       'The bound is proven; only the derivative uses this pair.')
-            if top is not None and top[2] < res:
-                lam_r, v = top[0], top[1]
+            if top is not None and top[3] < res:
+                lam_r, v, self.V64 = top[0], top[1], top[2][:, -8:]
                 if lam_r > lam > 0: beta, sigma, lam = beta*math.sqrt(lam_r/lam), math.sqrt(lam_r)*2.0**e, lam_r  # still ≥ the bound
         if self.clip: scale, active = (self.c/beta, 1.0) if beta > self.c else (1.0, 0.0)
         else: scale, active = self.c/beta, 1.0

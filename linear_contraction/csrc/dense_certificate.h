@@ -358,8 +358,9 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
   // warm top vector with a little of the rest of the warm block mixed in (a vector that crossed the top of a cluster
   // since the last step is then in the start); block Krylov where Lanczos did not converge, and where G was not formed
   double lam = 0;
-  at::Tensor V;
+  at::Tensor V, G32;  // G32: the float32 copy of G that float32 weights' estimates read
   bool lanczos = false;
+  if (!near && W.scalar_type() == at::kFloat) G32 = G.to(at::kFloat);
   if (!near) {
     const at::Tensor V0c = V0.contiguous();
     const double* v0 = V0c.data_ptr<double>();
@@ -374,8 +375,7 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
     dense::SymMatVec op_l;
     op_l.G = G.data_ptr<double>();
     op_l.k = k;
-    at::Tensor G32;
-    if (W.scalar_type() == at::kFloat) { G32 = G.to(at::kFloat); op_l.G32 = G32.data_ptr<float>(); }
+    if (G32.defined()) op_l.G32 = G32.data_ptr<float>();
     lanczos = dense::lanczos_top(op_l, k, x0.data(), tol, tol_value, kLanczosSteps, lam, x.data_ptr<double>());
     if (lanczos) {
       lam = std::max(lam, 0.0);
@@ -385,8 +385,7 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_certific
   }
   if (!lanczos) {
     double rel_res = 0;
-    if (!near && W.scalar_type() == at::kFloat) {  // float32 weights: the estimate needs ~10⁻⁶, so its products run in float32
-      const at::Tensor G32 = G.to(at::kFloat);
+    if (G32.defined()) {  // float32 weights: the estimate needs ~10⁻⁶, so its products run in float32
       auto op32 = [&](const at::Tensor& X) { return at::mm(G32, X); };
       std::tie(lam, V, std::ignore) = dense::block_top(op32, V0.to(at::kFloat), tol, tol_value, restarts);
       V = V.to(at::kDouble);

@@ -145,31 +145,75 @@ struct SymMatVec {
   }
 };
 
+// The number of eigenvalues of the symmetric tridiagonal T (diagonal a[0..p), off-diagonal b[0..p−1)) below mu: that of
+// negative pivots of T − μI (Sturm).
+inline int count_below(const double* a, const double* b, int p, double mu) {
+  int cnt = 0;
+  double d = 1;
+  for (int i = 0; i < p; ++i) {
+    d = a[i] - mu - (i > 0 ? b[i - 1] * b[i - 1] / d : 0.0);
+    if (d == 0) d = -1e-300;
+    cnt += d < 0;
+  }
+  return cnt;
+}
+
 // The largest eigenvalue of the symmetric tridiagonal T (diagonal a[0..p), off-diagonal b[0..p−1)) at or below rank r
 // (r = 0: the largest, 1: the second) to relative accuracy rtol by bisection on Sturm counts: the number of negative
 // pivots of T − μI is the number of eigenvalues below μ.
-inline double tridiag_eig(const double* a, const double* b, int p, int r, double rtol) {
+// [lo0, hi0] a bracket known to hold it (by default Gershgorin's).
+inline double tridiag_eig(const double* a, const double* b, int p, int r, double rtol, double lo0 = 1, double hi0 = 0) {
   double lo = a[0], hi = a[0];
   for (int i = 0; i < p; ++i) {
     const double rad = (i > 0 ? std::abs(b[i - 1]) : 0.0) + (i + 1 < p ? std::abs(b[i]) : 0.0);
     lo = std::min(lo, a[i] - rad); hi = std::max(hi, a[i] + rad);
   }
-  auto below = [&](double mu) {  // eigenvalues of T below mu
-    int cnt = 0;
-    double d = 1;
-    for (int i = 0; i < p; ++i) {
-      d = a[i] - mu - (i > 0 ? b[i - 1] * b[i - 1] / d : 0.0);
-      if (d == 0) d = -1e-300;
-      cnt += d < 0;
-    }
-    return cnt;
-  };
+  if (lo0 <= hi0) { lo = std::max(lo, lo0); hi = std::min(hi, hi0); }
+  auto below = [&](double mu) { return count_below(a, b, p, mu); };
   for (int it = 0; it < 200 && hi - lo > rtol * std::max(std::abs(lo), std::abs(hi)); ++it) {
     const double mid = 0.5 * (lo + hi);
     if (mid <= lo || mid >= hi) break;
     if (below(mid) >= p - r) hi = mid; else lo = mid;
   }
   return hi;
+}
+
+// The largest eigenvalue of T (as above) by Laguerre's iteration from above Gershgorin's bound. For a matrix with real
+// eigenvalues λ_j, Laguerre's iterates from above the largest decrease monotonically to it (cubically near it); each
+// needs G = Σ 1/(μ − λ_j) and H = Σ 1/(μ − λ_j)², the first two derivatives of log det(μI − T) = Σ log d_i, d_i the
+// pivots of μI − T, whose recurrence d_i = μ − a_i − b_{i−1}²/d_{i−1} is differentiated twice alongside: one pass of O(p)
+// per iterate where bisection takes ~45. Every pivot positive certifies that μ lies above λ_max, so the result is an
+// upper value (within rtol); where a pivot is not positive (rounding next to a cluster) bisection decides.
+inline double tridiag_top(const double* a, const double* b, int p, double rtol) {
+  double hi = a[0];
+  for (int i = 0; i < p; ++i)
+    hi = std::max(hi, a[i] + (i > 0 ? std::abs(b[i - 1]) : 0.0) + (i + 1 < p ? std::abs(b[i]) : 0.0));
+  double mu = hi + 1e-12 * std::abs(hi) + 1e-300, prev = mu;
+  for (int it = 0; it < 40; ++it) {
+    double d = mu - a[0], dp = 1, dpp = 0, inv = 1 / d, G = inv, H = inv * inv;  // one division per pivot
+    bool above = d > 0;
+    for (int i = 1; i < p && above; ++i) {
+      const double r = b[i - 1] * b[i - 1] * inv, g = dp * inv;
+      dpp = r * (dpp * inv - 2 * g * g);
+      dp = 1 + r * g;
+      d = mu - a[i] - r;
+      above = d > 0;
+      inv = 1 / d;
+      const double gi = dp * inv;
+      G += gi;
+      H += gi * gi - dpp * inv;
+    }
+    if (!above || !(G > 0)) {  // μ reached λ_max within rounding: μ(1 + rtol) if it lies above, else bisection in [μ, prev]
+      if (it == 0) return tridiag_eig(a, b, p, 0, rtol);
+      const double up = mu + rtol * std::abs(mu);
+      return up < prev && count_below(a, b, p, up) == p ? up : tridiag_eig(a, b, p, 0, rtol, mu, prev);
+    }
+    const double step = double(p) / (G + std::sqrt(std::max(0.0, (p - 1) * (p * H - G * G))));
+    if (!(step > rtol * std::abs(mu))) return mu;  // μ is above λ_max and the next iterate moves it by less than rtol
+    prev = mu;
+    mu -= step;
+  }
+  return tridiag_eig(a, b, p, 0, rtol);
 }
 
 // The top eigenpair of the symmetric k×k G (applied by op) by Lanczos with full reorthogonalisation from x0, in plain
@@ -210,9 +254,9 @@ inline bool lanczos_top(const SymMatVec& op, int64_t k, const double* x0, double
       for (int64_t i = 0; i < k; ++i) qn[i] = w[i] / be;
       continue;
     }
-    // the top Ritz value and vector of T_p: bisection, then inverse iteration with (θ(1 + 1e-12) + tiny)I − T, positive
+    // the top Ritz value and vector of T_p: Laguerre (bisection where it stops short), then inverse iteration with (θ(1 + 1e-12) + tiny)I − T, positive
     // definite, solved by the stable tridiagonal LDLᵀ recurrence
-    theta = tridiag_eig(a.data(), b.data(), p, 0, 1e-13);
+    theta = tridiag_top(a.data(), b.data(), p, 1e-13);
     const double sh = theta + 1e-12 * std::abs(theta) + 1e-300;
     for (int i = 0; i < p; ++i) s[i] = 1.0;
     for (int it = 0; it < 3; ++it) {
@@ -234,7 +278,11 @@ inline bool lanczos_top(const SymMatVec& op, int64_t k, const double* x0, double
       for (int i = 0; i < p; ++i) s[i] /= ns;
     }
     const double res = be * std::abs(s[p - 1]);
-    const double gap = tol_value <= 0 ? 0.0 : p > 1 ? theta - tridiag_eig(a.data(), b.data(), p, 1, 1e-6) : theta;  // Kato–Temple's
+    // Kato–Temple's gap to the second Ritz value, by bisection, only where it could decide: the gap is at most θ − λ_min(T)
+    double lo = a[0];
+    for (int i = 0; i < p; ++i) lo = std::min(lo, a[i] - (i > 0 ? std::abs(b[i - 1]) : 0.0) - (i + 1 < p ? std::abs(b[i]) : 0.0));
+    const double gap = tol_value <= 0 || res * res > tol_value * theta * (theta - std::min(lo, 0.0)) ? 0.0
+                      : p > 1 ? theta - tridiag_eig(a.data(), b.data(), p, 1, 1e-6) : theta;
     conv = theta > 0 && (res <= tol * theta || res * res <= tol_value * theta * std::max(gap, 1e-300) || p == k ||
                          be <= 1e-14 * theta);
     if (conv || j + 1 == pmax) break;

@@ -19,8 +19,8 @@ __all__ = ['circular_transforms', 'CayleyConv2d']
 def circular_transforms(H:int, W:int, # the image's height and width
                         k:int, # the kernel's size (odd)
                         dtype:torch.dtype=torch.float32, device=None,
-                       ) -> tuple[Tensor, Tensor, Tensor]: # forward (2F, HW), inverse (HW, 2F), taps (2F, k²); F = H(W//2 + 1)
-    "The half-spectrum DFT of an H×W image, its inverse, and the multiplier of a centred k×k kernel, as real matrices (real parts, then imaginary)."
+                       ) -> tuple[Tensor, Tensor, Tensor]: # forward (HW, 2F), inverse (2F, HW), taps (k², 2F); F = H(W//2 + 1)
+    "The half-spectrum DFT of an H×W image, its inverse, and the multiplier of a centred k×k kernel, as real matrices (real and imaginary parts interleaved)."
     for name, v in (('H', H), ('W', W), ('k', k)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f'Expected {name} to be a positive int, but got {v!r}.')
     if k % 2 == 0: raise ValueError(f'Expected an odd kernel size k (a centred kernel), but got k={k}.')
@@ -32,15 +32,15 @@ def circular_transforms(H:int, W:int, # the image's height and width
     turns = ((h[None, :]*j[:, None]) % H/H)[:, None, :, None] + ((w[None, :]*l[:, None]) % W/W)[None, :, None, :]
     theta = 2*math.pi*(turns % 1).reshape(H*W, H*Wf)
     cos, sin = torch.cos(theta), torch.sin(theta)
-    fwd = torch.cat([cos, -sin], 1).T                        # x̂ = Σ x e^{−iθ}: [Re; Im] = fwd @ x
+    fwd = torch.stack([cos, -sin], -1).reshape(H*W, 2*H*Wf)  # x̂ = Σ x e^{−iθ}: x @ fwd = (Re x̂₀, Im x̂₀, Re x̂₁, …)
     cw = torch.full((Wf,), 2.0, **f64)                       # irfft2 counts each column twice but w = 0 and w = W/2
     cw[0] = 1.0
     if W % 2 == 0: cw[-1] = 1.0
     cw = cw.repeat(H)
-    inv = torch.cat([cos*cw, -sin*cw], 1)/(H*W)              # x = Re Σ_ω c_w x̂ e^{iθ}/(HW) = inv @ [Re; Im]
+    inv = torch.stack([cos*cw, -sin*cw], -1).reshape(H*W, 2*H*Wf).T/(H*W)   # x = Re Σ_ω c_w x̂ e^{iθ}/(HW) = (Re x̂₀, Im x̂₀, …) @ inv
     a = torch.arange(k, **f64) - k//2                        # tap offsets −p … p
     phi = 2*math.pi*((h[None, :]*a[:, None]/H)[:, None, :, None] + (w[None, :]*a[:, None]/W)[None, :, None, :]).reshape(k*k, H*Wf)
-    taps = torch.cat([torch.cos(phi), torch.sin(phi)], 1).T  # K̂ = Σ K e^{+iφ}: [Re; Im] = taps @ K
+    taps = torch.stack([torch.cos(phi), torch.sin(phi)], -1).reshape(k*k, 2*H*Wf)   # K̂ = Σ K e^{+iφ}: K @ taps, interleaved
     return tuple(t.contiguous().to(dtype=dtype, device=device) for t in (fwd, inv, taps))
 
 # %% ../nbs/api/04c_cayley_conv.ipynb #9fa61105
@@ -49,17 +49,19 @@ _U64 = 2.0**-53  # float64's unit roundoff
 def _unitary_bound(Q:Tensor, # (F, r, s) complex: the used block at every frequency
                   ) -> tuple[Tensor, Tensor]: # b ≥ max ‖Q(ω)‖₂ and e ≥ max ‖Q(ω)Q(ω)ᴴ − I‖₂ (or QᴴQ), float64 scalars
     "A proven upper bound on max_ω ‖Q(ω)‖₂ from the float64 Gram matrix of the smaller side, with its rounding."
-    R = torch.view_as_real(Q.detach()).double()             # exact: float32 → float64
-    if R.shape[1] > R.shape[2]: R = R.transpose(1, 2)       # the smaller side's Gram matrix: (Qᵀ)(Qᵀ)ᴴ = conj(QᴴQ)
-    Fq, r, s2 = R.shape[0], R.shape[1], 2*R.shape[2]
-    P = R.reshape(Fq, r, s2)                                 # [Re Q | Im Q], columns interleaved
-    P2 = torch.stack([R[..., 1], -R[..., 0]], -1).reshape(Fq, r, s2)   # [Im Q | −Re Q]
-    E = torch.cat([P, P2], 1) @ P.mT                         # [Re; Im] of QQᴴ: real dot products of length 2s
-    E[:, :r].diagonal(dim1=-2, dim2=-1).sub_(1.0)            # − I (one rounding per diagonal entry)
-    g = s2*_U64/(1 - s2*_U64)                                # γ_2s
-    fro = torch.linalg.vector_norm(E, dim=(-2, -1))*(1 + (2*r*r + 6)*_U64)   # ≥ ‖fl(Ĝ − I)‖_F and the − I's rounding
-    err = math.sqrt(2)*g*P.square().sum((-2, -1))*(1 + (r*s2 + 4)*_U64)      # ≥ ‖Ĝ − G‖_F ≥ √2·γ_2s·‖P‖_F²
-    e = ((fro + err)*(1 + 4*_U64)).max()
+    if Q.shape[1] > Q.shape[2]: Q = Q.mT                     # the smaller side: (Qᵀ)(Qᵀ)ᴴ = conj(QᴴQ), the same norm
+    R = torch.view_as_real(Q.detach()).permute(3, 0, 1, 2).double().contiguous()   # (2, F, r, s): Re Q, Im Q (exact)
+    _, Fq, r, s = R.shape
+    G2 = R.view(2*Fq, r, s) @ R.view(2*Fq, r, s).mT          # Re Q Re Qᵀ and Im Q Im Qᵀ: real dot products of length s
+    Er = G2[:Fq] + G2[Fq:]                                    # Re QQᴴ
+    Er.diagonal(dim1=-2, dim2=-1).sub_(1.0)                   # − I
+    X = R[1] @ R[0].mT
+    Ei = X - X.mT                                             # Im QQᴴ = Im Q Re Qᵀ − Re Q Im Qᵀ
+    fro = torch.sqrt(torch.linalg.vector_norm(Er, dim=(-2, -1)).square() + torch.linalg.vector_norm(Ei, dim=(-2, -1)).square())
+    q2 = R.square().sum((0, -2, -1))                          # ‖Q‖_F²
+    # ‖Ê − E‖_F ≤ 2γ_{s+1}‖Q‖_F² (the products and the sums) + 2u‖Ê‖_F (− I and X − Xᵀ); the norms' own rounding upward
+    g = (s + 1)*_U64/(1 - (s + 1)*_U64)
+    e = ((fro*(1 + (r*r + 10)*_U64) + 2*g*q2*(1 + (2*r*s + 4)*_U64))*(1 + 4*_U64)).max()
     return torch.sqrt(1 + e)*(1 + 4*_U64), e
 
 class CayleyConv2d(nn.Module):
@@ -100,20 +102,21 @@ class CayleyConv2d(nn.Module):
         if key not in self._transforms: self._transforms[key] = circular_transforms(H, W, self.kernel_size, dtype, device)
         return self._transforms[key]
 
-    def multiplier(self, taps:Tensor, # (2F, k²) from `circular_transforms`
+    def multiplier(self, taps:Tensor, # (k², 2F) from `circular_transforms`
                   ) -> Tensor: # (F, out_channels, in_channels) complex: the used block of Q(ω) = 2(I + A(ω))⁻¹ − I
         "The Cayley transforms of the skew kernel's multipliers, only the used columns (or rows) solved for."
         m, k, ci, co = self.channels, self.kernel_size, self.in_channels, self.out_channels
-        Fq = taps.shape[0]//2
+        Fq = taps.shape[1]//2
         S = self.weight - self.weight.transpose(0, 1).flip(2, 3)     # the skew kernel: A(ω) = Ŝ(ω) is skew-Hermitian
-        AA = (taps @ S.permute(2, 3, 0, 1).reshape(k*k, m*m)).view(2, Fq, m, m)
-        N = torch.complex(AA[0], AA[1])
-        N.diagonal(dim1=-2, dim2=-1).add_(1.0)                        # N = I + A
-        I = torch.eye(m, dtype=N.dtype, device=N.device)
-        if ci <= co:  # columns: N Z = 2I[:, :ci]
+        I = torch.eye(m, dtype=torch.complex64 if S.dtype == torch.float32 else torch.complex128, device=S.device)
+        rows = ci > co
+        # −S, the kernel of Cᵀ − C, has the multiplier −A = Aᴴ: for rows the layer builds Nᴴ = I − A directly
+        Ah = torch.view_as_complex(((-S if rows else S).reshape(m*m, k*k) @ taps).view(m, m, Fq, 2))
+        N = (Ah + I[:, :, None]).permute(2, 0, 1)                      # N = I + A (Nᴴ for rows), (F, m, m)
+        if not rows:  # columns: N Z = 2I[:, :ci]
             return (torch.linalg.solve(N, 2*I[:, :ci]) - I[:, :ci])[:, :co]
-        Z = torch.linalg.solve(N.mH, 2*I[:, :co]).mH                 # rows: Z N = 2I[:co], i.e. Nᴴ Zᴴ = 2I[:, :co]
-        return (Z - I[:co])[..., :ci]
+        Zh = torch.linalg.solve(N, 2*I[:, :co])                       # rows: Z N = 2I[:co], i.e. Nᴴ Zᴴ = 2I[:, :co]
+        return (Zh.mH - I[:co])[..., :ci]
 
     def _scale(self, Q:Tensor, dtype:torch.dtype) -> Tensor:
         "c/(1 + tol) where the proof allows it, else c/b; rounded down in `dtype`; records the band."
@@ -142,9 +145,9 @@ class CayleyConv2d(nn.Module):
         Q = self.multiplier(taps)
         scale = self._scale(Q, x.dtype)
         Fq = Q.shape[0]
-        X = (fwd @ x.permute(2, 3, 1, 0).reshape(H*W, ci*B)).view(2, Fq, ci, B)   # x̂, per frequency: (F, ci, batch)
-        Y = Q @ torch.complex(X[0], X[1])                                          # (F, co, batch)
-        y = (inv @ torch.cat([Y.real, Y.imag]).reshape(2*Fq, co*B)).view(H, W, co, B).permute(3, 2, 0, 1)
+        X = torch.view_as_complex((x.reshape(B*ci, H*W) @ fwd).view(B, ci, Fq, 2)).permute(2, 1, 0).contiguous()   # x̂: (F, ci, batch)
+        Y = Q @ X                                                                                     # (F, co, batch)
+        y = (torch.view_as_real(Y).permute(2, 1, 0, 3).reshape(B*co, 2*Fq) @ inv).view(B, co, H, W)
         y = y*scale
         return y if self.bias is None else y + self.bias[:, None, None]
 

@@ -95,8 +95,8 @@ def contraction(module:nn.Module, # any module with a 2-D parameter `name`, or a
         geo = geometry_of(module)  # a clear error for transposed and 3-D convolutions
         if mode == 'orthogonal':
             raise ValueError(f"mode='orthogonal' is available for matrices (nn.Linear, 2-D weights); {label} is a convolution, "
-                             "whose orthogonal layer is a module of its own (a series of convolutions, not a kernel). Use OrthogonalConv2d (linear_contraction.orthogonal_conv: every "
-                             "singular value in a proven band below c), or mode='normalize' (σ_max = c, proven).")
+                             "whose orthogonal layer is a module of its own (not a constrained kernel). Use OrthogonalConv2d (zero padding) or "
+                             "CayleyConv2d (circular padding): every singular value in a proven band below c; or mode='normalize' (σ_max = c, proven).")
         p = ConvConstraint(W, geo, c, mode, 1e-3 if slack is None else slack, label, conv_sizes(sizes, geo))
         parametrize.register_parametrization(module, name, p)
         p._hook = module.register_forward_pre_hook(p._see)

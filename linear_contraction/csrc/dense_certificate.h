@@ -158,16 +158,22 @@ inline int count_below(const double* a, const double* b, int p, double mu) {
   return cnt;
 }
 
+// Gershgorin's interval [lo, hi] of the symmetric tridiagonal T: it holds every eigenvalue.
+inline void gershgorin(const double* a, const double* b, int p, double& lo, double& hi) {
+  lo = hi = a[0];
+  for (int i = 0; i < p; ++i) {
+    const double rad = (i > 0 ? std::abs(b[i - 1]) : 0.0) + (i + 1 < p ? std::abs(b[i]) : 0.0);
+    lo = std::min(lo, a[i] - rad); hi = std::max(hi, a[i] + rad);
+  }
+}
+
 // The largest eigenvalue of the symmetric tridiagonal T (diagonal a[0..p), off-diagonal b[0..p−1)) at or below rank r
 // (r = 0: the largest, 1: the second) to relative accuracy rtol by bisection on Sturm counts: the number of negative
 // pivots of T − μI is the number of eigenvalues below μ.
 // [lo0, hi0] a bracket known to hold it (by default Gershgorin's).
 inline double tridiag_eig(const double* a, const double* b, int p, int r, double rtol, double lo0 = 1, double hi0 = 0) {
-  double lo = a[0], hi = a[0];
-  for (int i = 0; i < p; ++i) {
-    const double rad = (i > 0 ? std::abs(b[i - 1]) : 0.0) + (i + 1 < p ? std::abs(b[i]) : 0.0);
-    lo = std::min(lo, a[i] - rad); hi = std::max(hi, a[i] + rad);
-  }
+  double lo, hi;
+  gershgorin(a, b, p, lo, hi);
   if (lo0 <= hi0) { lo = std::max(lo, lo0); hi = std::min(hi, hi0); }
   auto below = [&](double mu) { return count_below(a, b, p, mu); };
   for (int it = 0; it < 200 && hi - lo > rtol * std::max(std::abs(lo), std::abs(hi)); ++it) {
@@ -185,9 +191,8 @@ inline double tridiag_eig(const double* a, const double* b, int p, int r, double
 // per iterate where bisection takes ~45. Every pivot positive certifies that μ lies above λ_max, so the result is an
 // upper value (within rtol); where a pivot is not positive (rounding next to a cluster) bisection decides.
 inline double tridiag_top(const double* a, const double* b, int p, double rtol) {
-  double hi = a[0];
-  for (int i = 0; i < p; ++i)
-    hi = std::max(hi, a[i] + (i > 0 ? std::abs(b[i - 1]) : 0.0) + (i + 1 < p ? std::abs(b[i]) : 0.0));
+  double lo, hi;
+  gershgorin(a, b, p, lo, hi);
   double mu = hi + 1e-12 * std::abs(hi) + 1e-300, prev = mu;
   for (int it = 0; it < 40; ++it) {
     double d = mu - a[0], dp = 1, dpp = 0, inv = 1 / d, G = inv, H = inv * inv;  // one division per pivot
@@ -279,8 +284,8 @@ inline bool lanczos_top(const SymMatVec& op, int64_t k, const double* x0, double
     }
     const double res = be * std::abs(s[p - 1]);
     // Kato–Temple's gap to the second Ritz value, by bisection, only where it could decide: the gap is at most θ − λ_min(T)
-    double lo = a[0];
-    for (int i = 0; i < p; ++i) lo = std::min(lo, a[i] - (i > 0 ? std::abs(b[i - 1]) : 0.0) - (i + 1 < p ? std::abs(b[i]) : 0.0));
+    double lo, hi;
+    gershgorin(a.data(), b.data(), p, lo, hi);
     const double gap = tol_value <= 0 || res * res > tol_value * theta * (theta - std::min(lo, 0.0)) ? 0.0
                       : p > 1 ? theta - tridiag_eig(a.data(), b.data(), p, 1, 1e-6) : theta;
     conv = theta > 0 && (res <= tol * theta || res * res <= tol_value * theta * std::max(gap, 1e-300) || p == k ||

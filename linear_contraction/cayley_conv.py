@@ -161,7 +161,7 @@ class CayleyConv2d(nn.Module):
 
     @property
     def band(self) -> tuple[float, float]|None:
-        "The proven band [lo, hi] of the singular values the last forward used (None before the first)."
+        "The proven band [lo, hi] of the singular values of the last forward (or `bound` call); None before the first."
         return None if self._band is None else (float(self._band[0]), float(self._band[1]))
 
     def extra_repr(self) -> str:

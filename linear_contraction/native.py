@@ -22,7 +22,7 @@ __all__ = ['CSRC', 'NativeUnavailable', 'load_native', 'native_available', 'use_
 
 # %% ../nbs/api/06a_native.ipynb #17410857
 CSRC = os.path.join(os.path.dirname(os.path.abspath(linear_contraction.__file__)), 'csrc')   # the C++ sources, shipped in the package
-_SOURCES = ('residual.h', 'residual_ops.cpp', 'grid_certificate.h', 'dense_certificate.h', 'certificate_ops.cpp')
+_SOURCES = ('residual.h', 'residual_ops.cpp', 'grid_certificate.h', 'dense_certificate.h', 'batched_cholesky.h', 'certificate_ops.cpp')
 _STATE: dict = {}   # 'ops' once loaded, or 'error' with the message of a failed build
 
 class NativeUnavailable(RuntimeError):
@@ -53,8 +53,9 @@ def load_native(verbose:bool=False, # print the compiler's output
     if 'error' in _STATE: raise NativeUnavailable(_STATE['error'])
     try:
         from torch.utils import cpp_extension
+        # -fopenmp: at::parallel_for then runs on torch's own OpenMP team (the wheel's libgomp, loaded first), not serially
         cpp_extension.load(_build_name(), [os.path.join(CSRC, f) for f in _SOURCES if f.endswith('.cpp')], extra_include_paths=[CSRC],
-                           extra_cflags=['-O3'], is_python_module=False, verbose=verbose)
+                           extra_cflags=['-O3', '-fopenmp'], extra_ldflags=['-fopenmp'], is_python_module=False, verbose=verbose)
     except Exception as e:
         _STATE['error'] = f'The native residual layer is not available: {_why_not(e)}'
         raise NativeUnavailable(_STATE['error']) from e

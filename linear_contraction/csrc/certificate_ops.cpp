@@ -1,9 +1,10 @@
-// The certificates' hot paths as torch operators in the `linear_contraction` namespace (CPU, float64 work): the
-// small-grid convolution certificate and the dense layer's refresh. Each runs inside its constraint's own operator or
-// eager refresh, so neither needs an autograd formula or a fake kernel.
+// The certificates' hot paths as torch operators in the `linear_contraction` namespace (CPU): the small-grid convolution
+// certificate, the batched Cholesky bounds of the large grids and the dense layer's refresh. Each runs inside its
+// constraint's own operator or eager refresh, so none needs an autograd formula or a fake kernel.
 #include <torch/library.h>
 #include "grid_certificate.h"
 #include "dense_certificate.h"
+#include "batched_cholesky.h"
 
 TORCH_LIBRARY_FRAGMENT(linear_contraction, m) {
   m.def("grid_certificate(Tensor Wp, Tensor omega, float slack, Tensor? x, bool single) "
@@ -11,9 +12,11 @@ TORCH_LIBRARY_FRAGMENT(linear_contraction, m) {
   m.def("dense_certificate(Tensor W, Tensor(a!) W64, Tensor anchor, float beta_a, Tensor(b!) G, Tensor(c!) M, "
         "Tensor(d!) L, Tensor V, float c, float slack, bool clip, float tol, float tol_value, int restarts) "
         "-> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("chol_bounds(Tensor M, Tensor s) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(linear_contraction, CPU, m) {
   m.impl("grid_certificate", &linear_contraction::grid_certificate);
   m.impl("dense_certificate", &linear_contraction::dense_certificate);
+  m.impl("chol_bounds", &linear_contraction::chol_bounds);
 }

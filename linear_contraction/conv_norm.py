@@ -157,9 +157,15 @@ def _neg_gram_symbol(C:Tensor, # (g, n_K, r, r) float64, from `_gram_coefficient
     B[:, 0, ..., 0] = -C[:, h]
     B[:, 1:h + 1, ..., 0] = -(Cp + Cm)
     B[:, h + 1:, ..., 1] = Cp - Cm
-    th = omega @ ks[h + 1:].mT.to(omega)  # (P, h)
-    A = torch.cat([th.new_ones(th.shape[0], 1), torch.cos(th), torch.sin(th)], 1).to(dtype)  # (a one-tap kernel has no k > 0)
+    A = _phases(ks, omega).to(dtype)
     return torch.view_as_complex((A @ B.reshape(g, 2*h + 1, 2*r*r)).reshape(g, -1, r, r, 2))
+
+def _phases(ks:Tensor, # (n_K, d) the Gram offsets, symmetric around the middle (k = 0)
+            omega:Tensor, # (P, d) frequencies
+           ) -> Tensor: # (P, 2h + 1) float64: 1, cos(ω·k), sin(ω·k) for the offsets k > 0 (h of them)
+    "The phases the Gram symbol's product multiplies its coefficients by (computed in float64)."
+    th = omega @ ks[ks.shape[0]//2 + 1:].mT.to(omega)  # (P, h)
+    return torch.cat([th.new_ones(th.shape[0], 1), torch.cos(th), torch.sin(th)], 1)  # (a one-tap kernel has no k > 0)
 
 def _gram_error(Wp:Tensor, omega:Tensor, C:Tensor, S:float, u:float=U64) -> float:
     "A bound on ‖H̃(ω) − H(ω)‖₂ at every frequency: the coefficients' dot products, then phases, rounding and sum in precision `u`."
@@ -318,29 +324,35 @@ def _grid_bound(Wp:Tensor, # (g, m, n, *Q) float64 polyphase kernel, entries ≤
     R = (torch.arange(g, device=pts.device)[:, None]*P + pts[None]).flatten()  # their flat (group, point) indices
     ev = torch.full((len(R),), -math.inf, dtype=torch.float64, device=Wp.device)
     if len(R):
-        M = _neg_gram_symbol(C, ks, omega[pts], rdt).flatten(0, 1)  # −H̃ at those points, group-major as R
-        x = x_all[R]
         steps = 1 if warm else 3  # power steps on −M = H: one from the last call's vectors
-        for k in range(steps):
-            y = (M @ x[..., None])[..., 0]
-            if k == steps - 1: rho = -torch.real((x.conj_physical()*y).sum(-1)).double()  # Rayleigh quotients (‖x‖ = 1)
-            x = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-30)
+        nat = certificate_ops() if Wp.device.type == 'cpu' else None
+        def again(i): # the computed −H at flat indices i (group-major), afresh: M's diagonals are shifted in place
+            return _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)]
+        if nat is not None:  # native: −H̃ formed straight into the batched Cholesky's layout (same roundings), power steps there
+            stored, rho, x, lane = nat.grid_lanes(C, _phases(ks, omega[pts]), x_all[R], steps, single)
+            factor = lambda idx, sh: nat.lanes_chol_bounds(stored, lane if idx is None else lane[idx], sh)
+        else:
+            M = _neg_gram_symbol(C, ks, omega[pts], rdt).flatten(0, 1)  # −H̃ at those points, group-major as R
+            x = x_all[R]
+            for k in range(steps):
+                y = (M @ x[..., None])[..., 0]
+                if k == steps - 1: rho = -torch.real((x.conj_physical()*y).sum(-1)).double()  # Rayleigh quotients (‖x‖ = 1)
+                x = y/torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(1e-30)
+            factor = lambda idx, sh: _chol_bounds(M if idx is None else again(R[idx]), sh)  # M once: it is shifted in place
         x_all[R] = x
         j = int(rho.argmax())
         if float(rho[j]) > lam0:  # the maximum may have moved: its exact value there
             lj = exact(int(R[j]))
             if lj > lam0: best, lam0 = int(R[j]), lj; s = lam0*(1 + tau)**2
-        def again(i): # the computed −H at flat indices i (group-major), afresh: M's diagonals are shifted in place
-            return _neg_gram_symbol(C, ks, omega[i % P], rdt)[i//P, torch.arange(len(i), device=i.device)]
         # a point clearly below the maximum gets its own bound (for later calls to carry), the others the common one
         own = rho.clamp_min(0)*(1 + kappa) + 1e-300
         sh = torch.where(own <= 0.9*s, own, s)
-        bnd = _chol_bounds(M, sh)
+        bnd = factor(None, sh)
         # where ρ̂(1 + κ) was below λ_max: the common shift; κ adapts to how often that happens
         low = (~torch.isfinite(bnd) & (sh < s)).nonzero().flatten()
         n_own = int((sh < s).sum())
         kappa = min(kappa*1.5, 0.5) if len(low) > 0.25*n_own else max(kappa/1.2, 0.02) if len(low) < 0.05*n_own else kappa
-        if len(low): bnd[low] = _chol_bounds(again(R[low]), torch.full((len(low),), s, dtype=torch.float64, device=M.device))
+        if len(low): bnd[low] = factor(low, torch.full((len(low),), s, dtype=torch.float64, device=Wp.device))
         _above_shift(bnd, ev, lambda i: again(R[i]), tau)
         bound[R] = bnd + _gram_error(Wp, omega[pts], C, S, u)
     up = math.sqrt(float(bound.max()))*(1 + 4*U64)

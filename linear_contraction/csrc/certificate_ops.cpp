@@ -13,10 +13,14 @@ TORCH_LIBRARY_FRAGMENT(linear_contraction, m) {
         "Tensor(d!) L, Tensor V, float c, float slack, bool clip, float tol, float tol_value, int restarts) "
         "-> (Tensor, Tensor, Tensor, Tensor)");
   m.def("chol_bounds(Tensor M, Tensor s) -> Tensor");
+  m.def("grid_lanes(Tensor C, Tensor A, Tensor x, int steps, bool single) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("lanes_chol_bounds(Tensor packed, Tensor lane, Tensor s) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(linear_contraction, CPU, m) {
   m.impl("grid_certificate", &linear_contraction::grid_certificate);
   m.impl("dense_certificate", &linear_contraction::dense_certificate);
   m.impl("chol_bounds", &linear_contraction::chol_bounds);
+  m.impl("grid_lanes", &linear_contraction::grid_lanes);
+  m.impl("lanes_chol_bounds", &linear_contraction::lanes_chol_bounds);
 }

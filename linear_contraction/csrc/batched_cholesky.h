@@ -137,6 +137,28 @@ void dense_chol_bounds(const T* pm, const double* s, double* out, int64_t B, int
   });
 }
 
+// The same for the small-grid certificate (grid_certificate.h): G matrices given as H in float64, (real, imaginary)
+// interleaved, rounded to T and negated as its scalar route does, all at the one shift s.
+template <typename T>
+void neg_gram_chol_bounds(const double* H, int64_t G, int64_t r, double s, double* out) {
+  constexpr int L = lanes_of<T>();
+  const int64_t nt = tri(r), chunks = (G + L - 1) / L;
+  LaneBuffer<T> hold = lane_buffer<T>(2 * nt * L);
+  T* re = hold.get();
+  T* im = re + nt * L;
+  double sv[L];
+  for (int l = 0; l < L; ++l) sv[l] = s;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int n = int(std::min<int64_t>(L, G - c * L));
+    for (int64_t i = 0; i < r; ++i)
+      for (int l = 0; l < n; ++l) {
+        const double* row = H + ((c * L + l) * r + i) * r * 2;
+        for (int64_t j = 0; j <= i; ++j) { re[(tri(i) + j) * L + l] = -T(row[2 * j]); im[(tri(i) + j) * L + l] = -T(row[2 * j + 1]); }
+      }
+    shift_factor_bound<T>(re, im, r, sv, n, out + c * L);
+  }
+}
+
 inline at::Tensor chol_bounds(const at::Tensor& M_in, const at::Tensor& s_in) {
   TORCH_CHECK(M_in.device().is_cpu() && (M_in.scalar_type() == at::kComplexFloat || M_in.scalar_type() == at::kComplexDouble)
               && M_in.dim() == 3 && M_in.size(1) == M_in.size(2),

@@ -385,6 +385,13 @@ class SymbolMax(NamedTuple):
     v: Tensor  # (n,) complex top right singular vector there
     cropped: bool = True  # whether the symbol is that of the cropped polyphase kernel (`sup_direction` needs the offset)
 
+@functools.lru_cache(maxsize=16)
+def _start_vectors_of(B:int, r:int, dtype, device) -> Tensor:
+    return torch.randn(B, r, dtype=dtype, generator=torch.Generator().manual_seed(0)).to(device)
+
+def _start_vectors(B:int, r:int, dtype, device) -> Tensor: # (B, r): fixed pseudo-random start vectors (cached: do not modify)
+    return _start_vectors_of(B, r, dtype, torch.device(device))
+
 def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries ≤ 1
                  slack:float, # wanted tightness
                  max_points:int=8192, # stop refining past this many frequencies in one level (the bound stays proven, looser)
@@ -401,6 +408,8 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
     r = C.shape[-1]
     # single precision only where it pays (large matrices) and its margin leaves the pruning and the tightness room
     rdt, u = (torch.float32, U32) if r >= 32 and gamma(2*r + 8, U32)*r <= slack/4 else (torch.float64, U64)
+    cdt = torch.complex64 if rdt == torch.float32 else torch.complex128
+    nat = certificate_ops() if Wp.device.type == 'cpu' else None
     below = 1/(1 + 2.1*gamma(2*r + 8, u)*r + 1e-7 + 16*U64)  # a shift s·below proves λ < s when the factorisation succeeds
     coef_err = _coef_error(Wp, S)
     nz = torch.ones(ks.shape[0], dtype=torch.bool); nz[ks.shape[0]//2] = False  # k ≠ 0
@@ -408,11 +417,22 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
     L_lo, n_pts = 0.0, 0
     vs = None  # the parents' top vectors, per group and point
     while True:
-        N = _neg_gram_symbol(C, ks, omega, rdt).flatten(0, 1)  # −H̃ at every (group, point)
-        dH = _gram_error(Wp, omega, C, S, u)  # ‖H̃ − H‖₂ at every point
+        # λ̂ per point: lower estimates (they only steer the refinement; every bound below is a factorisation), by power
+        # steps — from a fixed start on the first level (an `eigh` at each of its points was most of the certificate's
+        # time), from the parent cell's vector on the others
         P = omega.shape[0]
-        if vs is None: lam, x = torch.linalg.eigh(-N.to(torch.complex128)); lam, x = lam[..., -1], x[..., -1]
-        else: lam, x = _top_power(-N, vs.to(N.dtype))
+        x0 = _start_vectors(Wp.shape[0]*P, r, cdt, Wp.device) if vs is None else vs.to(cdt)
+        steps = 8 if vs is None else 4
+        if nat is not None:  # −H̃ straight into the batched Cholesky's SIMD lanes, the power steps there (the grid's native route)
+            stored, lam, x, lane = nat.grid_lanes(C, _phases(ks, omega), x0, steps, rdt == torch.float32)
+            dense = lambda idx: _neg_gram_symbol(C, ks, omega[idx % P], rdt)[idx//P, torch.arange(len(idx), device=idx.device)]
+            factor = lambda idx, sh: nat.lanes_chol_bounds(stored, lane if idx is None else lane[idx], sh)
+        else:
+            N = _neg_gram_symbol(C, ks, omega, rdt).flatten(0, 1)  # −H̃ at every (group, point)
+            lam, x = _top_power(-N, x0, steps)
+            dense = lambda idx: N[idx]
+            factor = lambda idx, sh: _chol_bounds(N.clone() if idx is None else N[idx], sh)
+        dH = _gram_error(Wp, omega, C, S, u)  # ‖H̃ − H‖₂ at every point
         lam = lam.to(torch.float64)
         n_pts += P
         i = int(lam.argmax())
@@ -425,12 +445,15 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
         e = theta*theta/2
         def final():
             top = (lam >= float(lam.max())*(1 - 1e-2)).nonzero().flatten()  # exact singular pairs where the maximum may be
+            if len(top) > 8:  # a flat symbol: the eight likeliest, by more power steps there
+                lt8 = _top_power(-dense(top), x[top], steps=8)[0].to(torch.float64)
+                top = top[lt8.topk(8).indices]
             Kt = _symbol(Wp, omega[top % P])[top//P, torch.arange(len(top))]
             lt, ut, vt = _top(Kt)
             j = int(lt.argmax()); lmax, k = float(lt[j]), int(top[j])
             tau = slack/4
             for _ in range(6):
-                U = _chol_bounds(N.clone(), torch.full_like(lam, lmax*(1 + tau)**2))
+                U = factor(None, torch.full_like(lam, lmax*(1 + tau)**2))
                 if bool(torch.isfinite(U).all()): break
                 tau *= 4
             b = float(U.max()) + dH  # ≥ λ_max at every point of this level
@@ -442,7 +465,7 @@ def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries �
         cand = lam >= thr*(1 - 1e-6)
         test = ~cand
         if bool(test.any()):
-            Ut = _chol_bounds(N[test], torch.full((int(test.sum()),), thr*below, dtype=torch.float64)) + dH
+            Ut = factor(test.nonzero().flatten(), torch.full((int(test.sum()),), thr*below, dtype=torch.float64)) + dH
             cand[test] = ~(Ut < thr)  # not proven below the threshold: keep
         keep = cand.reshape(Wp.shape[0], -1).any(0)
         nc = 2**int(split.sum())

@@ -188,9 +188,9 @@ LC_INLINE void symbol_chunk(const T* Bt, int64_t h, const double* A, int n, int6
   for (int64_t t = 0; t < nb; ++t) for (int l = 0; l < L; ++l) Af[t][l] = l < n ? T(A[l * nb + t]) : T(0);
   for (int64_t e = 0; e < tri(r); ++e) {  // element e of the packed triangle: Bt holds its nb coefficients contiguously
     const T* b = Bt + e * nb;
-    V a = Af[0] * b[0], c = Af[h + 1] * b[h + 1];
+    V a = Af[0] * b[0], c = V{};
     for (int64_t t = 1; t <= h; ++t) a += Af[t] * b[t];  // 1, cos: the real part
-    for (int64_t t = h + 2; t < nb; ++t) c += Af[t] * b[t];  // sin: the imaginary part
+    for (int64_t t = h + 1; t < nb; ++t) c += Af[t] * b[t];  // sin: the imaginary part (none for a one-tap kernel)
     std::memcpy(re + e * L, &a, sizeof(V));
     std::memcpy(im + e * L, &c, sizeof(V));
   }

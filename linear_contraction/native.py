@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 from typing import Sequence
 import torch
 from torch import Tensor
@@ -28,12 +29,19 @@ _STATE: dict = {}   # 'ops' once loaded, or 'error' with the message of a failed
 class NativeUnavailable(RuntimeError):
     "The native residual layer cannot be built or loaded here (no C++ compiler, or the build failed)."
 
-def _build_name() -> str:
-    "The extension's name: a hash of the sources and the torch version, so that a change of either builds afresh."
-    h = hashlib.sha256(torch.__version__.encode())
+def _build_name(flags:tuple=()) -> str:
+    "The extension's name: a hash of the sources, the torch version and the compiler flags, so that a change of any builds afresh."
+    h = hashlib.sha256((torch.__version__ + ' '.join(flags)).encode())
     for name in _SOURCES:
         with open(os.path.join(CSRC, name), 'rb') as f: h.update(f.read())
     return f'linear_contraction_native_{h.hexdigest()[:16]}'
+
+def _openmp_flags() -> list[str]:
+    "['-fopenmp'] where the C++ compiler accepts it (the parallel loops then run on torch's own OpenMP team), else [] (serial loops)."
+    cxx = os.environ.get('CXX', 'c++')
+    try: ok = subprocess.run([cxx, '-fopenmp', '-x', 'c++', '-E', '-'], input='', capture_output=True, text=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError): ok = False
+    return ['-fopenmp'] if ok else []
 
 def _why_not(err:Exception) -> str:
     "What is missing, in words, for a failed build."
@@ -53,9 +61,12 @@ def load_native(verbose:bool=False, # print the compiler's output
     if 'error' in _STATE: raise NativeUnavailable(_STATE['error'])
     try:
         from torch.utils import cpp_extension
-        # -fopenmp: at::parallel_for then runs on torch's own OpenMP team (the wheel's libgomp, loaded first), not serially
-        cpp_extension.load(_build_name(), [os.path.join(CSRC, f) for f in _SOURCES if f.endswith('.cpp')], extra_include_paths=[CSRC],
-                           extra_cflags=['-O3', '-fopenmp'], extra_ldflags=['-fopenmp'], is_python_module=False, verbose=verbose)
+        # -fopenmp: at::parallel_for then runs on torch's own OpenMP team (the wheel's libgomp, loaded first), not serially;
+        # a compiler without it (Apple's clang) builds the same code with serial loops
+        omp = _openmp_flags()
+        cpp_extension.load(_build_name(tuple(omp)), [os.path.join(CSRC, f) for f in _SOURCES if f.endswith('.cpp')],
+                           extra_include_paths=[CSRC], extra_cflags=['-O3', *omp], extra_ldflags=omp, is_python_module=False,
+                           verbose=verbose)
     except Exception as e:
         _STATE['error'] = f'The native residual layer is not available: {_why_not(e)}'
         raise NativeUnavailable(_STATE['error']) from e

@@ -83,8 +83,6 @@ LC_INLINE void cholesky_lanes(T* re_, T* im_, int64_t r, bool* ok) {
 LC_SIMD_CLONES inline void cholesky_lanes_f32(float* re, float* im, int64_t r, bool* ok) { cholesky_lanes<float>(re, im, r, ok); }
 LC_SIMD_CLONES inline void cholesky_lanes_f64(double* re, double* im, int64_t r, bool* ok) { cholesky_lanes<double>(re, im, r, ok); }
 
-
-
 // Shift a chunk's diagonals by s (rounded in T, as torch's in-place add rounds it), factorise, and write each lane's
 // proven bound s(1 + 8u₆₄) + k·Σ d + 2(r + 1)²·2⁻¹²⁰ (d the shifted diagonal) or +inf; n lanes are real, the rest padding.
 template <typename T>
@@ -111,7 +109,6 @@ void shift_factor_bound(T* re, T* im, int64_t r, const double* s, int n, double*
   else cholesky_lanes_f64(re, im, r, ok);
   for (int l = 0; l < n; ++l) out[l] = ok[l] ? s[l] * (1 + 8 * u64) + k * sum_d[l] + tiny : std::numeric_limits<double>::infinity();
 }
-
 
 // (B,) float64 proven bounds on λ_max(H_i) (inf where s_i·I − H̃_i is not proven positive definite), from M = −H̃ (B, r, r)
 // complex64/128 and the shifts s (B,) float64; M is not modified. The lower triangle is read: torch's route reads the

@@ -386,11 +386,8 @@ class SymbolMax(NamedTuple):
     cropped: bool = True  # whether the symbol is that of the cropped polyphase kernel (`sup_direction` needs the offset)
 
 @functools.lru_cache(maxsize=16)
-def _start_vectors_of(B:int, r:int, dtype, device) -> Tensor:
-    return torch.randn(B, r, dtype=dtype, generator=torch.Generator().manual_seed(0)).to(device)
-
 def _start_vectors(B:int, r:int, dtype, device) -> Tensor: # (B, r): fixed pseudo-random start vectors (cached: do not modify)
-    return _start_vectors_of(B, r, dtype, torch.device(device))
+    return torch.randn(B, r, dtype=dtype, generator=torch.Generator().manual_seed(0)).to(device)
 
 def _torus_bound(Wp:Tensor, # (g, m, n, *Q) polyphase kernel, float64, entries ≤ 1
                  slack:float, # wanted tightness

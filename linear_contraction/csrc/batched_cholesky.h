@@ -110,11 +110,12 @@ void shift_factor_bound(T* re, T* im, int64_t r, const double* s, int n, double*
   for (int l = 0; l < n; ++l) out[l] = ok[l] ? s[l] * (1 + 8 * u64) + k * sum_d[l] + tiny : std::numeric_limits<double>::infinity();
 }
 
-// (B,) float64 proven bounds on λ_max(H_i) (inf where s_i·I − H̃_i is not proven positive definite), from M = −H̃ (B, r, r)
-// complex64/128 and the shifts s (B,) float64; M is not modified. The lower triangle is read: torch's route reads the
-// upper one, and either triangle of the computed −H̃ is within the entrywise rounding bound `_gram_error` charges.
-template <typename T>
-void dense_chol_bounds(const T* pm, const double* s, double* out, int64_t B, int64_t r) {
+// Proven bounds for B matrices of a dense batch `src` ((·, r, r) complex in precision S, real and imaginary interleaved):
+// matrix b is sign·src[idx[b]] (idx null: src[b]) rounded to T, at the shift s[b]; out[b] as `shift_factor_bound` writes
+// it. The lower triangle is read: torch's route reads the upper one, and either triangle of the computed −H̃ is within
+// the entrywise rounding bound `_gram_error` charges.
+template <typename T, typename S>
+void rows_chol_bounds(const S* src, const int64_t* idx, int64_t B, int64_t r, T sign, const double* s, double* out) {
   constexpr int L = lanes_of<T>();
   const int64_t chunks = (B + L - 1) / L, nt = tri(r);
   at::parallel_for(0, chunks, double(L) * r * r * r >= 2e5 ? 1 : chunks, [&](int64_t c0, int64_t c1) {
@@ -126,36 +127,17 @@ void dense_chol_bounds(const T* pm, const double* s, double* out, int64_t B, int
       // row by row, lane by lane: row i of each matrix is read contiguously into a stretch that stays in L1
       for (int64_t i = 0; i < r; ++i)
         for (int l = 0; l < n; ++l) {
-          const T* row = pm + ((c * L + l) * r + i) * r * 2;  // real and imaginary interleaved
-          for (int64_t j = 0; j <= i; ++j) { re[(tri(i) + j) * L + l] = row[2 * j]; im[(tri(i) + j) * L + l] = row[2 * j + 1]; }
+          const int64_t m = idx ? idx[c * L + l] : c * L + l;
+          const S* row = src + (m * r + i) * r * 2;
+          for (int64_t j = 0; j <= i; ++j) { re[(tri(i) + j) * L + l] = sign * T(row[2 * j]); im[(tri(i) + j) * L + l] = sign * T(row[2 * j + 1]); }
         }
       shift_factor_bound<T>(re, im, r, s + c * L, n, out + c * L);
     }
   });
 }
 
-// The same for the small-grid certificate (grid_certificate.h): G matrices given as H in float64, (real, imaginary)
-// interleaved, rounded to T and negated as its scalar route does, all at the one shift s.
-template <typename T>
-void neg_gram_chol_bounds(const double* H, int64_t G, int64_t r, double s, double* out) {
-  constexpr int L = lanes_of<T>();
-  const int64_t nt = tri(r), chunks = (G + L - 1) / L;
-  LaneBuffer<T> hold = lane_buffer<T>(2 * nt * L);
-  T* re = hold.get();
-  T* im = re + nt * L;
-  double sv[L];
-  for (int l = 0; l < L; ++l) sv[l] = s;
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int n = int(std::min<int64_t>(L, G - c * L));
-    for (int64_t i = 0; i < r; ++i)
-      for (int l = 0; l < n; ++l) {
-        const double* row = H + ((c * L + l) * r + i) * r * 2;
-        for (int64_t j = 0; j <= i; ++j) { re[(tri(i) + j) * L + l] = -T(row[2 * j]); im[(tri(i) + j) * L + l] = -T(row[2 * j + 1]); }
-      }
-    shift_factor_bound<T>(re, im, r, sv, n, out + c * L);
-  }
-}
-
+// (B,) float64 proven bounds on λ_max(H_i) (inf where s_i·I − H̃_i is not proven positive definite), from M = −H̃ (B, r, r)
+// complex64/128 and the shifts s (B,) float64; M is not modified.
 inline at::Tensor chol_bounds(const at::Tensor& M_in, const at::Tensor& s_in) {
   TORCH_CHECK(M_in.device().is_cpu() && (M_in.scalar_type() == at::kComplexFloat || M_in.scalar_type() == at::kComplexDouble)
               && M_in.dim() == 3 && M_in.size(1) == M_in.size(2),
@@ -167,8 +149,8 @@ inline at::Tensor chol_bounds(const at::Tensor& M_in, const at::Tensor& s_in) {
   const at::Tensor s = s_in.to(at::kDouble).cpu().contiguous();
   const int64_t B = M_in.size(0), r = M_in.size(1);
   at::Tensor out = at::empty({B}, s.options());
-  if (M_in.scalar_type() == at::kComplexFloat) dense_chol_bounds<float>(M.data_ptr<float>(), s.data_ptr<double>(), out.data_ptr<double>(), B, r);
-  else dense_chol_bounds<double>(M.data_ptr<double>(), s.data_ptr<double>(), out.data_ptr<double>(), B, r);
+  if (M_in.scalar_type() == at::kComplexFloat) rows_chol_bounds<float, float>(M.data_ptr<float>(), nullptr, B, r, 1.0f, s.data_ptr<double>(), out.data_ptr<double>());
+  else rows_chol_bounds<double, double>(M.data_ptr<double>(), nullptr, B, r, 1.0, s.data_ptr<double>(), out.data_ptr<double>());
   return out;
 }
 

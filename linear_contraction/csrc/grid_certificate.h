@@ -21,30 +21,6 @@ constexpr double kU32 = 5.9604644775390625e-08;  // 2^-24
 
 inline double gamma_k(double k, double u) { return k * u / (1 - k * u); }
 
-// Cholesky of the Hermitian r×r matrix (re, im: row-major, both triangles) in place in precision T; returns false
-// where a pivot is not positive (the matrix is not proven positive definite). Standard column algorithm: every entry is
-// one inner product, so Higham's componentwise bound (the margin's γ) holds whatever the summation order.
-template <typename T>
-bool cholesky_inplace(T* re, T* im, int64_t r) {
-  for (int64_t j = 0; j < r; ++j) {
-    T d = re[j * r + j];
-    for (int64_t k = 0; k < j; ++k) d -= re[j * r + k] * re[j * r + k] + im[j * r + k] * im[j * r + k];
-    if (!(d > 0)) return false;
-    T l = std::sqrt(d);
-    re[j * r + j] = l; im[j * r + j] = 0;
-    for (int64_t i = j + 1; i < r; ++i) {  // L_ij = (A_ij − Σ_k L_ik conj(L_jk)) / L_jj
-      T a = re[i * r + j], b = im[i * r + j];
-      for (int64_t k = 0; k < j; ++k) {
-        T xr = re[i * r + k], xi = im[i * r + k], yr = re[j * r + k], yi = im[j * r + k];
-        a -= xr * yr + xi * yi;
-        b -= xi * yr - xr * yi;
-      }
-      re[i * r + j] = a / l; im[i * r + j] = b / l;
-    }
-  }
-  return true;
-}
-
 struct GridProblem {
   int64_t g, m, n, r, nQ, nK, P, d;
   bool wide;
@@ -136,24 +112,6 @@ inline GridProblem grid_problem(const at::Tensor& Wp, const at::Tensor& omega, d
   return pb;
 }
 
-// Prove λ_max(H_i) ≤ bound by a Cholesky factorisation of s·I − H̃_i in precision T (H̃ rounded to T, the shift added
-// in T), with the margin of `_chol_bounds`: s(1 + 8u₆₄) + k·Σ d + 2(r + 1)²·2⁻¹²⁰, d the shifted diagonal; inf where it fails.
-template <typename T>
-double chol_bound(const GridProblem& pb, int64_t i, double s) {
-  const int64_t r = pb.r;
-  const double u = std::is_same<T, float>::value ? kU32 : kU64;
-  std::vector<T> re(r * r), im(r * r);
-  const double* Hx = pb.Hp(i);
-  for (int64_t a = 0; a < r * r; ++a) { re[a] = -T(Hx[2 * a]); im[a] = -T(Hx[2 * a + 1]); }
-  const T st = T(s);
-  double sum_d = 0;
-  for (int64_t a = 0; a < r; ++a) { re[a * r + a] += st; im[a * r + a] = 0; sum_d += double(re[a * r + a]); }
-  if (!cholesky_inplace<T>(re.data(), im.data(), r)) return std::numeric_limits<double>::infinity();
-  const double gm = gamma_k(2 * r + 8, u);
-  const double k = 2 * (gm / (1 - gm) + 2 * u) * (1 + 4 * u) * (1 + 8 * kU64);
-  return s * (1 + 8 * kU64) + k * sum_d + 2.0 * (r + 1) * (r + 1) * std::ldexp(1.0, -120);
-}
-
 // The top eigenpair of H at flat index i (float64, by LAPACK), and the unit singular vectors (u, v) of the symbol there.
 inline std::tuple<double, at::Tensor, at::Tensor> top_pair(const GridProblem& pb, const at::Tensor& Wp,
                                                            const at::Tensor& omega, int64_t i) {
@@ -223,19 +181,26 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at
   auto [lam0, uu, vv] = top_pair(pb, Wp, omega, best);
   double tau = slack / 4, s = lam0 * (1 + tau) * (1 + tau);
   std::vector<double> bound(G), ev(G, -std::numeric_limits<double>::infinity());
-  auto fac = [&](int64_t i, double sh) { return single ? chol_bound<float>(pb, i, sh) : chol_bound<double>(pb, i, sh); };
-  // every point at the common shift: 16 (8) points per SIMD instruction (batched_cholesky.h), the same arithmetic
-  if (single) neg_gram_chol_bounds<float>(pb.H.data_ptr<double>(), G, r, s, bound.data());
-  else neg_gram_chol_bounds<double>(pb.H.data_ptr<double>(), G, r, s, bound.data());
+  // s·I − H̃ at every point, 16 (8) points per SIMD instruction (batched_cholesky.h: H rounded to the factorisation's
+  // precision and negated, the shift added in it, the margin of `_chol_bounds`)
+  auto factor = [&](const int64_t* idx, int64_t n, const double* sh, double* out) {
+    if (single) rows_chol_bounds<float, double>(pb.H.data_ptr<double>(), idx, n, r, -1.0f, sh, out);
+    else rows_chol_bounds<double, double>(pb.H.data_ptr<double>(), idx, n, r, -1.0, sh, out);
+  };
+  std::vector<double> shift(G, s);
+  factor(nullptr, G, shift.data(), bound.data());
   // a point whose factorisation failed has λ_max above the shift: its exact eigenvalue, and a shift just above it
   for (int round = 0; round < 3; ++round) {
     std::vector<int64_t> bad;
     for (int64_t i = 0; i < G; ++i) if (!std::isfinite(bound[i])) bad.push_back(i);
     if (bad.empty()) break;
-    for (int64_t i : bad) {
-      ev[i] = at::linalg_eigvalsh(at::view_as_complex(pb.H.view({G, r, r, 2})[i]))[r - 1].item<double>();
-      bound[i] = fac(i, std::max(ev[i], 0.0) * (1 + tau) * (1 + tau) + 1e-300);
+    std::vector<double> sh(bad.size()), got(bad.size());
+    for (size_t q = 0; q < bad.size(); ++q) {
+      ev[bad[q]] = at::linalg_eigvalsh(at::view_as_complex(pb.H.view({G, r, r, 2})[bad[q]]))[r - 1].item<double>();
+      sh[q] = std::max(ev[bad[q]], 0.0) * (1 + tau) * (1 + tau) + 1e-300;
     }
+    factor(bad.data(), int64_t(bad.size()), sh.data(), got.data());
+    for (size_t q = 0; q < bad.size(); ++q) bound[bad[q]] = got[q];
     tau *= 4;
   }
   for (auto& b : bound) b += pb.gram_err;

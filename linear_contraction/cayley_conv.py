@@ -19,7 +19,8 @@ __all__ = ['circular_transforms', 'CayleyConv2d']
 def circular_transforms(H:int, W:int, # the image's height and width
                         k:int, # the kernel's size (odd)
                         dtype:torch.dtype=torch.float32, device=None,
-                       ) -> tuple[Tensor, Tensor, Tensor]: # forward (HW, 2F), inverse (2F, HW), taps (k², 2F); F = H(W//2 + 1)
+                        unique:bool=False, # only one of each pair of conjugate frequencies (the inverse counts it twice)
+                       ) -> tuple[Tensor, Tensor, Tensor]: # forward (HW, 2F), inverse (2F, HW), taps (k², 2F); F = H(W//2 + 1), or the unique ones
     "The half-spectrum DFT of an H×W image, its inverse, and the multiplier of a centred k×k kernel, as real matrices (real and imaginary parts interleaved)."
     for name, v in (('H', H), ('W', W), ('k', k)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f'Expected {name} to be a positive int, but got {v!r}.')
@@ -41,6 +42,14 @@ def circular_transforms(H:int, W:int, # the image's height and width
     a = torch.arange(k, **f64) - k//2                        # tap offsets −p … p
     phi = 2*math.pi*((h[None, :]*a[:, None]/H)[:, None, :, None] + (w[None, :]*a[:, None]/W)[None, :, None, :]).reshape(k*k, H*Wf)
     taps = torch.stack([torch.cos(phi), torch.sin(phi)], -1).reshape(k*k, 2*H*Wf)   # K̂ = Σ K e^{+iφ}: K @ taps, interleaved
+    if unique:  # columns w = 0 and w = W/2 hold each frequency and its conjugate (h, H − h): keep h ≤ H/2, counted twice
+        hh, ww = torch.meshgrid(torch.arange(H), torch.arange(Wf), indexing='ij')
+        mirrored = (ww == 0) | ((W % 2 == 0) & (ww == W//2))
+        keep = (~mirrored | (hh <= H//2)).flatten()
+        double = (mirrored & (hh > 0) & (2*hh != H)).flatten()   # a kept frequency whose conjugate is dropped
+        cols = torch.stack([keep, keep], -1).flatten()
+        fwd, taps = fwd[:, cols], taps[:, cols]
+        inv = (inv*torch.where(torch.stack([double, double], -1).flatten(), 2.0, 1.0)[:, None])[cols]
     return tuple(t.contiguous().to(dtype=dtype, device=device) for t in (fwd, inv, taps))
 
 # %% ../nbs/api/04c_cayley_conv.ipynb #9fa61105
@@ -50,7 +59,7 @@ def _unitary_bound(Q:Tensor, # (F, r, s) complex: the used block at every freque
                   ) -> tuple[Tensor, Tensor]: # b ≥ max ‖Q(ω)‖₂ and e ≥ max ‖Q(ω)Q(ω)ᴴ − I‖₂ (or QᴴQ), float64 scalars
     "A proven upper bound on max_ω ‖Q(ω)‖₂ from the float64 Gram matrix of the smaller side, with its rounding."
     if Q.shape[1] > Q.shape[2]: Q = Q.mT                     # the smaller side: (Qᵀ)(Qᵀ)ᴴ = conj(QᴴQ), the same norm
-    R = torch.view_as_real(Q.detach()).permute(3, 0, 1, 2).double().contiguous()   # (2, F, r, s): Re Q, Im Q (exact)
+    R = torch.view_as_real(Q.detach()).permute(3, 0, 1, 2).to(torch.float64, copy=True, memory_format=torch.contiguous_format)   # (2, F, r, s): Re Q, Im Q (exact), one copy
     _, Fq, r, s = R.shape
     G2 = R.view(2*Fq, r, s) @ R.view(2*Fq, r, s).mT          # Re Q Re Qᵀ and Im Q Im Qᵀ: real dot products of length s
     Er = G2[:Fq] + G2[Fq:]                                    # Re QQᴴ
@@ -58,10 +67,11 @@ def _unitary_bound(Q:Tensor, # (F, r, s) complex: the used block at every freque
     X = R[1] @ R[0].mT
     Ei = X - X.mT                                             # Im QQᴴ = Im Q Re Qᵀ − Re Q Im Qᵀ
     fro = torch.sqrt(torch.linalg.vector_norm(Er, dim=(-2, -1)).square() + torch.linalg.vector_norm(Ei, dim=(-2, -1)).square())
-    q2 = R.square().sum((0, -2, -1))                          # ‖Q‖_F²
-    # ‖Ê − E‖_F ≤ 2γ_{s+1}‖Q‖_F² (the products and the sums) + 2u‖Ê‖_F (− I and X − Xᵀ); the norms' own rounding upward
-    g = (s + 1)*_U64/(1 - (s + 1)*_U64)
-    e = ((fro*(1 + (r*r + 10)*_U64) + 2*g*q2*(1 + (2*r*s + 4)*_U64))*(1 + 4*_U64)).max()
+    q2 = G2.diagonal(dim1=-2, dim2=-1).reshape(2, Fq, r).sum((0, -1))   # ‖Q‖_F² from the Gram's diagonal (before − I)
+    gam = lambda n: n*_U64/(1 - n*_U64)
+    # ‖Ê − E‖_F ≤ 2γ_{s+1}‖Q‖_F² (the products and the sums) + 2u‖Ê‖_F (− I and X − Xᵀ); the norms' own rounding upward;
+    # ‖Q‖_F² ≤ q2/((1 − γ_s)(1 − γ_2r)): sums of squares, each rounded sum below its exact value by at most its γ
+    e = ((fro*(1 + (r*r + 10)*_U64) + 2*gam(s + 1)*q2/((1 - gam(s))*(1 - gam(2*r)))*(1 + 8*_U64))*(1 + 4*_U64)).max()
     return torch.sqrt(1 + e)*(1 + 4*_U64), e
 
 class CayleyConv2d(nn.Module):
@@ -97,12 +107,12 @@ class CayleyConv2d(nn.Module):
         return self._tol if self._tol is not None else (1e-10 if self.weight.dtype == torch.float64 else 1e-4)
 
     def transforms(self, H:int, W:int, dtype:torch.dtype, device) -> tuple[Tensor, Tensor, Tensor]:
-        "`circular_transforms` for this size (cached)."
+        "`circular_transforms` for this size, unique frequencies only (cached)."
         key = (H, W, dtype, device)
-        if key not in self._transforms: self._transforms[key] = circular_transforms(H, W, self.kernel_size, dtype, device)
+        if key not in self._transforms: self._transforms[key] = circular_transforms(H, W, self.kernel_size, dtype, device, unique=True)
         return self._transforms[key]
 
-    def multiplier(self, taps:Tensor, # (k², 2F) from `circular_transforms`
+    def multiplier(self, taps:Tensor, # (k², 2F) from `circular_transforms` (here over the unique frequencies)
                   ) -> Tensor: # (F, out_channels, in_channels) complex: the used block of Q(ω) = 2(I + A(ω))⁻¹ − I
         "The Cayley transforms of the skew kernel's multipliers, only the used columns (or rows) solved for."
         m, k, ci, co = self.channels, self.kernel_size, self.in_channels, self.out_channels

@@ -53,12 +53,11 @@ class BjorckChain(torch.autograd.Function):
                 tol:float, # stop when ‖I − VᵀV‖_F ≤ tol
                 info:dict|None=None, # receives 'steps'
                ) -> Tensor: # (m, n) V_k
-        m, n = A.shape
-        gram = m >= 2*n  # a tall A: the steps on n × n matrices, V_k = A·P_k (P₀ = I/s), A multiplied once at the end
-        V, M = (torch.eye(n, dtype=A.dtype, device=A.device)/s if gram else A/s), M0/(s*s)
+        n = A.shape[1]
+        V, M = A/s, M0/(s*s)
         Vs, Cs, c2s, k = [], [], [], 0
         for k, (c1, c2) in enumerate(schedule, 1):
-            if k > 1: M = V.mT @ (M0 @ V) if gram else V.mT @ V   # V_kᵀV_k = P_kᵀ(AᵀA)P_k
+            if k > 1: M = V.mT @ V
             E = torch.eye(n, dtype=A.dtype, device=A.device).sub_(M)
             if float(torch.linalg.matrix_norm(E)) <= tol: k -= 1; break
             C = E.mul_(c2); C.diagonal().add_(c1)
@@ -66,21 +65,13 @@ class BjorckChain(torch.autograd.Function):
             V = V @ C
         if info is not None: info['steps'] = k
         ctx.save_for_backward(A, s); ctx.save_for_forward(A, s)
-        ctx.chain, ctx.gram = (Vs, Cs, c2s), (M0, V) if gram else None
-        return A @ V if gram else V
+        ctx.chain = (Vs, Cs, c2s)
+        return V
 
     @staticmethod
     @once_differentiable
     def backward(ctx, G):
         A, s = ctx.saved_tensors
-        if ctx.gram is not None:  # V = A·P_k: through the n × n steps, then A's two appearances (the product and AᵀA)
-            M0, P = ctx.gram
-            GA, Pb, Mb = G @ P.mT, A.mT @ G, torch.zeros_like(M0)
-            for P, C, c2 in zip(*map(reversed, ctx.chain)):   # P' = P C, C = (c₁ + c₂)I − c₂PᵀM₀P
-                Yb = (P.mT @ Pb).mul_(-c2)                     # the cotangent of PᵀM₀P
-                Mb.addmm_(P @ Yb, P.mT)
-                Pb = torch.addmm(Pb @ C.mT, M0 @ P, Yb + Yb.mT)
-            return torch.addmm(GA, A, Mb + Mb.mT), -Pb.diagonal().sum()/(s*s), None, None, None, None
         for V, C, c2 in zip(*map(reversed, ctx.chain)):
             N = V.mT @ G
             G = torch.addmm(G @ C, V, N + N.mT, alpha=-c2)
@@ -89,17 +80,6 @@ class BjorckChain(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, dA, ds, *_):
         A, s = ctx.saved_tensors
-        if ctx.gram is not None:
-            M0, P = ctx.gram
-            dM = dA.mT @ A
-            dM = dM + dM.mT
-            dP = torch.zeros_like(M0) if ds is None else torch.eye(M0.shape[0], dtype=M0.dtype, device=M0.device)*(-ds/(s*s))
-            for Pk, C, c2 in zip(*ctx.chain):
-                MP = M0 @ Pk
-                S = dP.mT @ MP
-                dY = S + S.mT + Pk.mT @ dM @ Pk
-                dP = torch.addmm(dP @ C, Pk, dY, alpha=-c2)
-            return torch.addmm(dA @ P, A, dP)
         dV = dA/s if ds is None else dA/s - A*(ds/(s*s))
         for V, C, c2 in zip(*ctx.chain):
             S = V.mT @ dV

@@ -43,13 +43,11 @@ def circular_transforms(H:int, W:int, # the image's height and width
     phi = 2*math.pi*((h[None, :]*a[:, None]/H)[:, None, :, None] + (w[None, :]*a[:, None]/W)[None, :, None, :]).reshape(k*k, H*Wf)
     taps = torch.stack([torch.cos(phi), torch.sin(phi)], -1).reshape(k*k, 2*H*Wf)   # K̂ = Σ K e^{+iφ}: K @ taps, interleaved
     if unique:  # columns w = 0 and w = W/2 hold each frequency and its conjugate (h, H − h): keep h ≤ H/2, counted twice
-        hh, ww = torch.meshgrid(torch.arange(H), torch.arange(Wf), indexing='ij')
-        mirrored = (ww == 0) | ((W % 2 == 0) & (ww == W//2))
-        keep = (~mirrored | (hh <= H//2)).flatten()
-        double = (mirrored & (hh > 0) & (2*hh != H)).flatten()   # a kept frequency whose conjugate is dropped
-        cols = torch.stack([keep, keep], -1).flatten()
-        fwd, taps = fwd[:, cols], taps[:, cols]
-        inv = (inv*torch.where(torch.stack([double, double], -1).flatten(), 2.0, 1.0)[:, None])[cols]
+        mirrored = lambda w: w == 0 or 2*w == W
+        kept = [(h, w) for h in range(H) for w in range(Wf) if not mirrored(w) or h <= H//2]   # plain ints: static under compile
+        cols = torch.tensor([2*(h*Wf + w) + part for h, w in kept for part in (0, 1)])
+        twice = torch.tensor([2.0 if mirrored(w) and 0 < h and 2*h != H else 1.0 for h, w in kept for _ in (0, 1)], **f64)
+        fwd, taps, inv = fwd[:, cols], taps[:, cols], inv[cols]*twice[:, None]   # twice: a kept frequency whose conjugate is dropped
     return tuple(t.contiguous().to(dtype=dtype, device=device) for t in (fwd, inv, taps))
 
 # %% ../nbs/api/04c_cayley_conv.ipynb #9fa61105
@@ -155,11 +153,12 @@ class CayleyConv2d(nn.Module):
         Q = self.multiplier(taps)
         scale = self._scale(Q, x.dtype)
         Fq = Q.shape[0]
-        X = torch.view_as_complex((x.reshape(B*ci, H*W) @ fwd).view(B, ci, Fq, 2)).permute(2, 1, 0).contiguous()   # x̂: (F, ci, batch)
-        Y = Q @ X                                                                                     # (F, co, batch)
-        y = (torch.view_as_real(Y).permute(2, 1, 0, 3).reshape(B*co, 2*Fq) @ inv).view(B, co, H, W)
-        y = y*scale
-        return y if self.bias is None else y + self.bias[:, None, None]
+        X = torch.view_as_complex((x.reshape(B*ci, H*W) @ fwd).view(B, ci, Fq, 2))                   # x̂: (batch, ci, F)
+        if ci == 1: Yr = torch.view_as_real(Q[:, :, 0].mT*X).reshape(B*co, 2*Fq)   # one input channel: a broadcast product, no transposes
+        else: Yr = torch.view_as_real(Q @ X.permute(2, 1, 0).contiguous()).permute(2, 1, 0, 3).reshape(B*co, 2*Fq)   # (F, co, batch) per frequency
+        inv = inv*scale                                                       # the scale on the small inverse, not on the output
+        y = Yr @ inv if self.bias is None else torch.addmm(self.bias.repeat(B)[:, None], Yr, inv)
+        return y.view(B, co, H, W)
 
     def bound(self, H:int, W:int, # the input size
              ) -> float: # a proven upper bound on the operator norm of the layer's linear map at that size

@@ -19,4 +19,5 @@ class MaxMin(nn.Module):
                ) -> Tensor: # (..., n) (max of each pair, then min of each pair)
         if x.shape[-1] % 2: raise ValueError(f'MaxMin pairs the features: expected an even last dimension, but got shape {tuple(x.shape)}.')
         a, b = x.chunk(2, dim=-1)
-        return torch.cat([torch.maximum(a, b), torch.minimum(a, b)], -1)
+        first = a >= b  # a tie keeps the order: a permutation at every point, its derivative too
+        return torch.cat([torch.where(first, a, b), torch.where(first, b, a)], -1)

@@ -22,6 +22,7 @@ BENCHMARKS = {
     'conv': 'linear_contraction.bench.conv',                # convolution norms, bounds across sizes, contraction(nn.Conv2d) vs peers
     'flow': 'linear_contraction.bench.flow',                # iResNet density on digits vs normflows RealNVP and Glow
     'native': 'linear_contraction.bench.native',            # the C++ residual layer vs the Python block: inverse, inverse + backward
+    'orthogonal': 'linear_contraction.bench.orthogonal',    # the certified-digits orthogonal MLP and CNNs vs deel-torchlip's: a training step
 }
 
 # %% ../../nbs/bench/99_cli.ipynb #81fbcfee

@@ -12,7 +12,7 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from .. import LinearContraction, MaxMin, CayleyConv2d, OrthogonalConv2d
-from .core import machine, median_interleaved, save_results, progress as progress_bar
+from .core import machine, save_results, progress as progress_bar
 
 # %% auto #0
 __all__ = ['digits_batch', 'margin_ce', 'digits_models', 'bench_steps', 'steps_table', 'benchmark']
@@ -91,7 +91,7 @@ def steps_table(rows:list[dict], # output of `bench_steps`
     return '\n'.join(out)
 
 # %% ../../nbs/bench/09_orthogonal.ipynb #a6540723
-def benchmark(quick:bool=False, # few repeats: a smoke run
+def benchmark(quick:bool=False, # two epochs: a smoke run
               out:Path=Path('_bench'), # folder for orthogonal.json
              ) -> list[dict]:
     "The training-step table; writes orthogonal.json."

@@ -11,6 +11,7 @@ import torch
 from torch import nn, Tensor
 from .checks import ConvergenceWarning
 from .constraint import check_c
+from .certify import U64, gamma
 
 # %% auto #0
 __all__ = ['circular_transforms', 'CayleyConv2d']
@@ -51,8 +52,6 @@ def circular_transforms(H:int, W:int, # the image's height and width
     return tuple(t.contiguous().to(dtype=dtype, device=device) for t in (fwd, inv, taps))
 
 # %% ../nbs/api/04c_cayley_conv.ipynb #9fa61105
-_U64 = 2.0**-53  # float64's unit roundoff
-
 def _unitary_bound(Q:Tensor, # (F, r, s) complex: the used block at every frequency
                   ) -> tuple[Tensor, Tensor]: # b ≥ max ‖Q(ω)‖₂ and e ≥ max ‖Q(ω)Q(ω)ᴴ − I‖₂ (or QᴴQ), float64 scalars
     "A proven upper bound on max_ω ‖Q(ω)‖₂ from the float64 Gram matrix of the smaller side, with its rounding."
@@ -66,11 +65,10 @@ def _unitary_bound(Q:Tensor, # (F, r, s) complex: the used block at every freque
     Ei = X - X.mT                                             # Im QQᴴ = Im Q Re Qᵀ − Re Q Im Qᵀ
     fro = torch.sqrt(torch.linalg.vector_norm(Er, dim=(-2, -1)).square() + torch.linalg.vector_norm(Ei, dim=(-2, -1)).square())
     q2 = G2.diagonal(dim1=-2, dim2=-1).reshape(2, Fq, r).sum((0, -1))   # ‖Q‖_F² from the Gram's diagonal (before − I)
-    gam = lambda n: n*_U64/(1 - n*_U64)
     # ‖Ê − E‖_F ≤ 2γ_{s+1}‖Q‖_F² (the products and the sums) + 2u‖Ê‖_F (− I and X − Xᵀ); the norms' own rounding upward;
     # ‖Q‖_F² ≤ q2/((1 − γ_s)(1 − γ_2r)): sums of squares, each rounded sum below its exact value by at most its γ
-    e = ((fro*(1 + (r*r + 10)*_U64) + 2*gam(s + 1)*q2/((1 - gam(s))*(1 - gam(2*r)))*(1 + 8*_U64))*(1 + 4*_U64)).max()
-    return torch.sqrt(1 + e)*(1 + 4*_U64), e
+    e = ((fro*(1 + (r*r + 10)*U64) + 2*gamma(s + 1)*q2/((1 - gamma(s))*(1 - gamma(2*r)))*(1 + 8*U64))*(1 + 4*U64)).max()
+    return torch.sqrt(1 + e)*(1 + 4*U64), e
 
 class CayleyConv2d(nn.Module):
     "A circular 2-D convolution whose singular values all lie in a proven band just below c: per frequency, the Cayley transform of a skew-Hermitian matrix."
@@ -133,7 +131,7 @@ class CayleyConv2d(nn.Module):
             tol = self.tol
             used = (torch.where(b <= 1 + tol, self.c/(1 + tol), self.c/b)*(1 - 4*torch.finfo(dtype).eps)).to(dtype)  # rounded down
             s64 = used.double()
-            band = (s64*torch.sqrt(torch.clamp(1 - e, min=0.0))*(1 - 4*_U64), s64*b*(1 + 4*_U64))
+            band = (s64*torch.sqrt(torch.clamp(1 - e, min=0.0))*(1 - 4*U64), s64*b*(1 + 4*U64))
             if not torch.compiler.is_compiling(): self._band = band   # eager forwards record it (graphs return only the output)
             if not torch.compiler.is_compiling() and bool(b > 1 + tol):
                 warnings.warn(f'CayleyConv2d: its Cayley transforms are unitary only to {float(b) - 1:.3g} > tol={tol:g} (the '

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math, warnings
 import torch
 from torch import nn, Tensor
+import torch.nn.functional as F
 from .checks import ConvergenceWarning
 from .constraint import check_c
 from .certify import U64, gamma
@@ -92,7 +93,10 @@ class CayleyConv2d(nn.Module):
         if tol is not None and not (isinstance(tol, float) and 0 < tol < 0.1):
             raise ValueError(f'Expected a float 0 < tol < 0.1 (or None), but got tol={tol!r}.')
         self._tol = tol
-        self.weight = nn.Parameter(nn.Conv2d(m, m, kernel_size, bias=False, device=device, dtype=dtype).weight.detach().clone())
+        n = min(in_channels, out_channels)
+        w = nn.Conv2d(m, m, kernel_size, bias=False, device=device, dtype=dtype).weight.detach()[:out_channels, :in_channels].clone()
+        (w[n:] if out_channels > n else w[:, n:]).mul_(math.sqrt(2))   # the off-diagonal block of A as in a full skew kernel: variance 2σ²
+        self.weight = nn.Parameter(w)
         self.bias = nn.Parameter(torch.zeros(out_channels, device=device, dtype=dtype)) if bias else None
         self._transforms = {}  # (H, W, dtype, device) -> circular_transforms, built once per size
         self._band = None      # (lo, hi) float64 tensors: the proven band of the last forward
@@ -113,8 +117,19 @@ class CayleyConv2d(nn.Module):
         "The Cayley transforms of the skew kernel's multipliers, only the used columns (or rows) solved for."
         m, k, ci, co = self.channels, self.kernel_size, self.in_channels, self.out_channels
         Fq = taps.shape[1]//2
-        S = self.weight - self.weight.transpose(0, 1).flip(2, 3)     # the skew kernel: A(ω) = Ŝ(ω) is skew-Hermitian
-        I = torch.eye(m, dtype=torch.complex64 if S.dtype == torch.float32 else torch.complex128, device=S.device)
+        cd = torch.complex64 if self.weight.dtype == torch.float32 else torch.complex128
+        if min(ci, co) == 1:  # one used column (or row): the Schur complement of the zero block is a scalar, Q in closed form
+            V = self.weight
+            V = torch.cat([V[:1, :1] - V[:1, :1].flip(2, 3), V[1:] if co > 1 else V[:, 1:]], 0 if co > 1 else 1)   # B's kernel skew
+            Kt = (taps.T @ V.reshape(co*ci, k*k).T).view(Fq, 2, co, ci)
+            Kh = torch.complex(Kt[:, 0], Kt[:, 1])                       # (F, co, ci): b at (0, 0), then the off-diagonal block O
+            E = torch.eye(co, ci, dtype=cd, device=Kh.device)
+            O = Kh*(1 - E)
+            s = 1 + Kh[:, :1, :1] + O.abs().square().sum((1, 2), keepdim=True)   # S = 1 + b + ‖O‖²
+            return (E - O)*(2/s) - E                                     # [2/S − 1, −2O/S]
+        L = F.pad(self.weight, (0, 0, 0, 0, 0, m - ci, 0, m - co))        # (m, m, k, k): the zero block A₂₂ of the unused channels
+        S = L - L.transpose(0, 1).flip(2, 3)     # the skew kernel: A(ω) = Ŝ(ω) is skew-Hermitian
+        I = torch.eye(m, dtype=cd, device=S.device)
         rows = ci > co
         # −S, the kernel of Cᵀ − C, has the multiplier −A = Aᴴ: for rows the layer builds Nᴴ = I − A directly
         Ah = torch.view_as_complex(((-S if rows else S).reshape(m*m, k*k) @ taps).view(m, m, Fq, 2))

@@ -12,9 +12,10 @@ from torch import Tensor
 import torch.autograd.forward_ad as _fw_ad
 from torch.autograd.function import once_differentiable
 from .matrix_constraint import MatrixConstraint, MatrixCertifier
+from .certify import U64
 
 # %% auto #0
-__all__ = ['bjorck_schedule', 'plain_steps', 'BjorckChain', 'OrthogonalConstraint']
+__all__ = ['bjorck_schedule', 'plain_steps', 'BjorckChain', 'PolarFactor', 'OrthogonalConstraint']
 
 # %% ../nbs/api/03f_orthogonal.ipynb #af8984fa
 def bjorck_schedule(ell:float, # a guess of σ_min/σ_max after the first step, in (0, 1]
@@ -86,6 +87,38 @@ class BjorckChain(torch.autograd.Function):
             dV = torch.addmm(dV @ C, V, S + S.mT, alpha=-c2)
         return dV
 
+# %% ../nbs/api/03f_orthogonal.ipynb #984fd3e7
+class PolarFactor(torch.autograd.Function):
+    "A ↦ A(AᵀA)^(−1/2) = UVᵀ from the float64 eigendecomposition AᵀA = E diag(λ) Eᵀ; exact reverse and forward derivatives."
+    @staticmethod
+    def forward(ctx, A:Tensor, # (m, n), m ≥ n, full rank
+                A64:Tensor, # (m, n) A in float64, detached
+                lam:Tensor, # (n,) eigenvalues of A64ᵀA64, ascending, positive
+                E:Tensor, # (n, n) its eigenvectors
+               ) -> Tensor: # (m, n) the polar factor, in A's dtype
+        s = lam.sqrt()
+        Hi = (E/s) @ E.mT                                        # (AᵀA)^(−1/2)
+        ctx.save_for_backward(A64, E, s, Hi); ctx.save_for_forward(A64, E, s, Hi)
+        ctx.out_dtype = A.dtype
+        return (A64 @ Hi).to(A.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, G):
+        A, E, s, Hi = ctx.saved_tensors
+        G = G.to(torch.float64)
+        Gt = (E.mT @ (A.mT @ G) @ E)/s[:, None]                 # Ûᵀ Ḡ E, Û = A E diag(σ)⁻¹
+        K = (Gt - Gt.mT)/(s[:, None] + s[None, :])
+        return (G @ Hi + ((A @ E)/s) @ (K - Gt/s) @ E.mT).to(ctx.out_dtype), None, None, None
+
+    @staticmethod
+    def jvp(ctx, dA, *_):
+        A, E, s, Hi = ctx.saved_tensors
+        dA = dA.to(torch.float64)
+        X = (E.mT @ (A.mT @ dA) @ E)/s[:, None]                  # Ûᵀ Ȧ E
+        Om = (X - X.mT)/(s[:, None] + s[None, :])
+        return (dA @ Hi + ((A @ E)/s) @ (Om - X/s) @ E.mT).to(ctx.out_dtype)
+
 # %% ../nbs/api/03f_orthogonal.ipynb #216f130c
 class OrthogonalConstraint(MatrixConstraint):
     "W ↦ c·B_k(W/s)/β: Björck's orthogonalisation, then the certified scale: σ_max ≤ c proven, every singular value near c."
@@ -95,11 +128,13 @@ class OrthogonalConstraint(MatrixConstraint):
                  name:str='weight', # owner and parameter name for error messages
                  iters:int=30, # most steps (compiled graphs: exactly this many Björck steps)
                  tol:float|None=None, # stop when ‖I − VᵀV‖_F ≤ tol (default: 30·u·√n of the weight's dtype)
+                 method:str='auto', # 'auto': the polar factor where the smaller side is ≤ 32 and it is accurate to tol, else Björck; 'polar' (any size, same test); 'bjorck'
                 ):
         if not isinstance(iters, int) or isinstance(iters, bool) or iters < 1:
             raise ValueError(f'Expected iters to be an int >= 1 (Björck steps), but got iters={iters!r}.')
         if tol is not None and not tol > 0: raise ValueError(f'Expected tol > 0 or None, but got tol={tol!r}.')
-        self.iters, self.tol, self.steps, self.warm = iters, tol, 0, True  # warm: move the start on after each call
+        if method not in ('auto', 'polar', 'bjorck'): raise ValueError(f"Expected method 'auto', 'polar' or 'bjorck', but got method={method!r}.")
+        self.iters, self.tol, self.steps, self.warm, self.method = iters, tol, 0, True, method  # warm: move the start on after each call
         super().__init__(weight, c, 'normalize', slack, name)
         self.mode = 'orthogonal'
         self.register_buffer('_p', self._p0(weight))  # warm start of the scale's power step (a cache: any unit vector is valid)
@@ -122,17 +157,22 @@ class OrthogonalConstraint(MatrixConstraint):
 
     def orthogonalize(self, W:Tensor, # (m, n)
                      ) -> Tensor: # (m, n) B_k(W/s), differentiable
-        "Björck's first step, then rescaled ones (`bjorck_schedule`), on the smaller Gram matrix, from W/s, s = max(‖Wp‖, ‖WᵀW‖_F^½/1.7)."
+        "The polar factor where `method` allows it (`_polar`); else Björck's first step, then rescaled ones (`bjorck_schedule`), on the smaller Gram matrix, from W/s, s = max(‖Wp‖, ‖WᵀW‖_F^½/1.7)."
         tall = W.shape[0] >= W.shape[1]
         A = W if tall else W.mT
         n = A.shape[1]
         buf = self.__dict__.get('_buffers', {})
+        tol = self.tol if self.tol is not None else 30*torch.finfo(A.dtype).eps*n**0.5
+        compiling = torch.compiler.is_compiling() or torch.jit.is_scripting()
+        func = not compiling and torch._C._are_functorch_transforms_active()
+        if not (compiling or func) and (self.method == 'polar' or (self.method == 'auto' and n <= 32)):
+            V = self._polar(A, tol, buf)
+            if V is not None: return V if tall else V.mT
         p = buf.get('_p')
         p = self._p0(W) if p is None or p.shape != (n,) else p.to(A.dtype, copy=True)  # a copy: the buffer moves on
         guard = lambda M: torch.linalg.matrix_norm(M).clamp_min(1e-30).sqrt()/1.7  # ‖AᵀA‖_F ≥ σ_max²: σ_max/s ≤ 1.7 < √3
         sp = torch.linalg.vector_norm(A @ p)
-        tol = self.tol if self.tol is not None else 30*torch.finfo(A.dtype).eps*n**0.5
-        if torch.compiler.is_compiling() or torch.jit.is_scripting():
+        if compiling:
             s = torch.maximum(sp, guard(A.mT @ A))
             V, _ = plain_steps(A, torch.where(s > 0, s, torch.ones_like(s)), [(1.0, 0.5)]*self.iters)  # exactly `iters` Björck steps
             return V if tall else V.mT
@@ -145,12 +185,29 @@ class OrthogonalConstraint(MatrixConstraint):
         x = min(max(x, 1e-3), 1.0)
         info = {}
         schedule = bjorck_schedule(1.5*x - 0.5*x**3, self.iters)
-        func = torch._C._are_functorch_transforms_active()
         if func: V, info['steps'] = plain_steps(A, s, schedule, tol)  # torch.func (jacrev, vmap over inputs): no vmap rule for the Function
         else: V = BjorckChain.apply(A, s, M0, schedule, tol, info)
         self.steps = info['steps']
         if self.warm and '_p' in buf and not func: self._move_state(M0, p)  # (state: not moved inside torch.func transforms)
         return V if tall else V.mT
+
+    def _polar(self, A:Tensor, # (m, n), m ≥ n
+               tol:float, # the accuracy the polar factor must reach: its rounding n·u₆₄·κ(A)², ten times below
+               buf:dict, # the module's buffers (the starts, moved to this call's eigenvectors)
+              ) -> Tensor|None: # (m, n) the polar factor, differentiable; None where it would not be accurate to tol
+        "The polar factor from the float64 eigendecomposition of AᵀA (`PolarFactor`), where its rounding is below tol/10."
+        n = A.shape[1]
+        A64 = A.detach().to(torch.float64)
+        try: lam, E = torch.linalg.eigh(A64.mT @ A64)
+        except RuntimeError: return None  # non-finite entries: Björck's route and the certificate report them
+        lo, hi = lam[[0, -1]].tolist()
+        if not (math.isfinite(hi) and hi > 0 and lo*tol >= 10*n*U64*hi): return None
+        V = PolarFactor.apply(A, A64, lam, E)
+        self.steps = 0
+        p = buf.get('_p')
+        if self.warm and p is not None and p.shape == (n,):  # the next calls' starts, should Björck's route take over
+            with torch.no_grad(): self._p.copy_(E[:, -1]); self._q.copy_(E[:, 0]); self._smin.fill_(math.sqrt(lo))
+        return V
 
     @torch.no_grad()
     def _move_state(self, M0:Tensor, # (n, n) AᵀA of this call
@@ -195,4 +252,4 @@ class OrthogonalConstraint(MatrixConstraint):
         if plain: self.__dict__['_eval'] = (key, V*coef[0]); return self.__dict__['_eval'][1]
         return self._scaled(V, coef, u, v)
 
-    def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, slack={self.slack:g}, iters={self.iters}'
+    def extra_repr(self) -> str: return f'c={self.c}, mode={self.mode!r}, slack={self.slack:g}, iters={self.iters}, method={self.method!r}'

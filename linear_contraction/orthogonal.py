@@ -1,4 +1,4 @@
-"""A matrix constraint that keeps *every* singular value near c (gradient-norm preserving) while σ_max ≤ c is proven for the weight actually used: Björck's orthogonalisation followed by this package's certificate.
+"""A matrix constraint that keeps *every* singular value near c (gradient-norm preserving) while σ_max ≤ c is proven for the weight actually used: Björck's orthogonalisation (for a small side, its limit, the polar factor, computed outright) followed by this package's certificate.
 
 Docs: https://linear-contraction.github.io/linear_contraction/api/orthogonal.html.md"""
 

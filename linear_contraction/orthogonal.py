@@ -147,6 +147,10 @@ class OrthogonalConstraint(MatrixConstraint):
             state_dict.setdefault(prefix + key, getattr(self, key))
         super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
+    def __setstate__(self, state):
+        state.setdefault('method', 'auto')  # a module pickled before the polar route
+        super().__setstate__(state)
+
     def _certifier(self): return MatrixCertifier(self.c, self.clip, self.slack, self.name, isometry=True)
 
     @staticmethod

@@ -101,6 +101,14 @@ class CayleyConv2d(nn.Module):
         self._transforms = {}  # (H, W, dtype, device) -> circular_transforms, built once per size
         self._band = None      # (lo, hi) float64 tensors: the proven band of the last forward
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
+        w, m, k = state_dict.get(prefix + 'weight'), self.channels, self.kernel_size
+        if isinstance(w, Tensor) and tuple(w.shape) == (m, m, k, k) and tuple(w.shape) != tuple(self.weight.shape):
+            raise ValueError(f'CayleyConv2d: the state dict holds a full {m}×{m} kernel, the parametrisation before the kernel became the used '
+                             f'block ({self.out_channels}×{self.in_channels}, zero on the unused channels). The two do not map onto each other '
+                             f'weight for weight: retrain, or load it into a layer of this package\'s earlier version.')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kw)
+
     @property
     def tol(self) -> float:
         "The band's half-width the proof allows: as given, else by the weight's dtype (1e-4 float32, 1e-10 float64)."

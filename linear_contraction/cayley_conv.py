@@ -175,7 +175,7 @@ class CayleyConv2d(nn.Module):
         scale = self._scale(Q, x.dtype)
         Fq = Q.shape[0]
         X = torch.view_as_complex((x.reshape(B*ci, H*W) @ fwd).view(B, ci, Fq, 2))                   # x̂: (batch, ci, F)
-        if ci == 1: Yr = torch.view_as_real(Q[:, :, 0].mT*X).reshape(B*co, 2*Fq)   # one input channel: a broadcast product, no transposes
+        if ci == 1: Yr = torch.view_as_real(Q[:, :, 0].mT.contiguous()*X).reshape(B*co, 2*Fq)   # one input channel: a broadcast product (Qᵀ contiguous: so is the product, and the reshape a view)
         else: Yr = torch.view_as_real(Q @ X.permute(2, 1, 0).contiguous()).permute(2, 1, 0, 3).reshape(B*co, 2*Fq)   # (F, co, batch) per frequency
         inv = inv*scale                                                       # the scale on the small inverse, not on the output
         y = Yr @ inv if self.bias is None else torch.addmm(self.bias.repeat(B)[:, None], Yr, inv)
